@@ -1,0 +1,12 @@
+"""seqlab: the shared library of the course "From N-grams to Mamba".
+
+Modules, one idea each:
+
+- ``seqlab.runtime``  device, seeding, budget (smoke | cpu | gpu), Colab detection, run card
+- ``seqlab.data``     named corpora with verified downloads, tokenizers, batches
+- ``seqlab.models``   one file per model family (``ngram`` so far)
+- ``seqlab.train``    one training loop for every neural model
+- ``seqlab.metrics``  nats <-> bits per character <-> perplexity
+- ``seqlab.viz``      the plots the labs share
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""Course tooling (not needed inside a lab): the Colab bootstrap cell and ``make execute``.
+
+``python -m seqlab bootstrap --check``   fail if any notebook's bootstrap cell drifted from _config.yml
+``python -m seqlab bootstrap --write``   rewrite every notebook's bootstrap cell from _config.yml
+``python -m seqlab execute [NB ...]``    run notebooks top to bottom in place with a full budget
+
+The repository's address lives in one place, ``repository.url`` in ``_config.yml``; the
+bootstrap cell of every notebook is generated from it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import time
+from pathlib import Path
+
+BOOTSTRAP_TAG = "colab-bootstrap"
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The folder holding ``_config.yml``, searching upwards from ``start`` (default: cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").exists():
+            return folder
+    raise FileNotFoundError(f"no _config.yml in {here} or any parent folder")
+
+
+def repository_url(root: Path) -> tuple[str, str]:
+    """(url, branch) from ``_config.yml``."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    repo = config.get("repository") or {}
+    if not repo.get("url"):
+        raise ValueError(f"{root / '_config.yml'} has no repository.url")
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def bootstrap_source(url: str, branch: str) -> str:
+    """The exact source of the Colab bootstrap cell for a repository."""
+    return (
+        "# Colab bootstrap: installs seqlab when this notebook runs in Google Colab; does nothing elsewhere.\n"
+        "# Generated from _config.yml by `python -m seqlab bootstrap --write`; do not edit by hand.\n"
+        "import subprocess, sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
+        f"                    \"seqlab @ git+{url}@{branch}\"], check=True)"
+    )
+
+
+def notebooks(root: Path) -> list[Path]:
+    return sorted((root / "notebooks").glob("*.ipynb"))
+
+
+def _bootstrap_cell(nb):
+    for cell in nb.cells:
+        if cell.cell_type == "code" and BOOTSTRAP_TAG in cell.metadata.get("tags", []):
+            return cell
+    return None
+
+
+def bootstrap(root: Path, write: bool) -> list[str]:
+    """Check (or rewrite) every notebook's bootstrap cell. Returns a list of problems."""
+    import nbformat
+
+    expected = bootstrap_source(*repository_url(root))
+    problems = []
+    for path in notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        cell = _bootstrap_cell(nb)
+        if cell is None:
+            problems.append(f"{path.name}: no code cell tagged {BOOTSTRAP_TAG!r}")
+            continue
+        if cell.source != expected:
+            if write:
+                cell.source = expected
+                nbformat.write(nb, path)
+                print(f"rewrote the bootstrap cell of {path.name}")
+            else:
+                problems.append(f"{path.name}: bootstrap cell differs from the one _config.yml generates")
+    return problems
+
+
+def execute(paths: list[Path], budget: str | None = None, timeout: int = 1800) -> None:
+    """Run each notebook top to bottom in place with a full budget, storing widget state."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    import torch
+
+    budget = budget or os.environ.get("SEQLAB_BUDGET") or ("gpu" if torch.cuda.is_available() else "cpu")
+    if budget not in ("cpu", "gpu"):
+        raise SystemExit(
+            f"refusing to execute with budget {budget!r}: committed outputs must come from a full "
+            "run (cpu or gpu). smoke is for tests only."
+        )
+    os.environ["SEQLAB_BUDGET"] = budget
+    os.environ.pop("CI", None)  # CI would force smoke in runtime.budget() otherwise
+    for path in paths:
+        path = path.resolve()
+        nb = nbformat.read(path, as_version=4)
+        print(f"executing {path.name} with budget {budget} ...", flush=True)
+        start = time.perf_counter()
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        client.execute()
+        seconds = time.perf_counter() - start
+        nb.metadata["seqlab"] = {
+            "budget": budget,
+            "executed": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_time_s": round(seconds, 1),
+        }
+        nbformat.write(nb, path)
+        print(f"  done in {seconds:.0f} s -> {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m seqlab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bootstrap", help="check or rewrite the Colab bootstrap cells")
+    b.add_argument("--write", action="store_true", help="rewrite drifted cells instead of failing")
+    e = sub.add_parser("execute", help="run notebooks in place with a full budget")
+    e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
+    e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
+    args = parser.parse_args(argv)
+
+    root = repo_root()
+    if args.command == "bootstrap":
+        problems = bootstrap(root, write=args.write)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if not problems:
+            print("bootstrap cells match _config.yml")
+        return 1 if problems else 0
+    execute(args.notebooks or notebooks(root), budget=args.budget)
+    return 0
