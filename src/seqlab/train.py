@@ -1,0 +1,311 @@
+"""One training loop for every language model of the course.
+
+Every model in ``seqlab.models`` maps token ids to next-token logits,
+``model(idx: (B, T)) -> logits: (B, T, V)``, so one loop trains them all:
+
+    cfg = TrainConfig(max_steps=2000, lr=1e-3, warmup_steps=100, ckpt_path="ckpt/gpt.pt")
+    result = train(model, get_batch, cfg)           # get_batch(split) -> (x, y), both (B, T)
+    result = train(model, get_batch, cfg, resume=True)   # after a crash: carries on exactly
+
+What one step does, top to bottom (the order matters, see the comments):
+
+    x, y   = get_batch("train")                      # (B, T), (B, T)
+    loss   = cross_entropy(model(x), y)              # autocast to bf16/fp16 on CUDA only
+    loss.backward()                                  # (scaled, when fp16 needs a GradScaler)
+    clip the gradient norm to grad_clip              # tames exploding gradients (RNN chapter)
+    AdamW step with lr = lr * lr_factor(step)        # linear warm-up, then cosine decay
+
+Every ``eval_every`` steps (and at the last step) it measures the mean loss
+on ``eval_batches`` batches of each split, and it writes checkpoints
+atomically. A checkpoint holds everything the next step depends on: weights,
+optimizer moments, scheduler, GradScaler and *every random number generator*
+(python, numpy, torch, CUDA), because ``get_batch`` and dropout draw from
+them. Restoring all of it makes an interrupted-then-resumed run reproduce the
+uninterrupted one bit for bit on CPU.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+AMP_MODES = ("auto", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a run, saved in every checkpoint (as a dict)."""
+    max_steps: int
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1       # cosine decays lr to lr * min_lr_ratio at the last step
+    grad_clip: float | None = 1.0   # max global grad norm; None = no clipping
+    eval_every: int = 100           # also evaluates at the last step; 0 = only there
+    eval_batches: int = 10
+    ckpt_path: str | None = None    # where to write checkpoints (atomically)
+    ckpt_every: int = 0             # 0 = only at the end (if ckpt_path)
+    amp: str = "auto"               # "auto": bf16 (or fp16 + GradScaler) on CUDA, never on CPU/MPS; "off"
+    progress: bool = True           # tqdm bar with live loss / lr
+
+
+@dataclass
+class TrainResult:
+    """What train() returns; history holds plain python floats, ready to plot."""
+    history: dict[str, list]        # step, train_loss, lr, grad_norm (every step); eval_step, val_loss, eval_train_loss
+    final_val_loss: float | None    # the last evaluation's val loss (None if none ran)
+    steps_done: int                 # optimizer steps taken in total, including resumed ones
+    wall_time_s: float              # time spent in this call
+    tokens_per_s: float             # training tokens per second in this call
+    resumed_from: int = 0           # step the run resumed from (0 = fresh start)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of cfg.lr for the update with 0-based index ``step``.
+
+    Warm-up: (step + 1) / warmup_steps, rising linearly to 1 (never 0, so the
+    first update moves). Then half a cosine from 1 down to min_lr_ratio, which
+    the last update (step = max_steps - 1) reaches exactly.
+    """
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    decay_steps = max(1, cfg.max_steps - 1 - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / decay_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))          # 1 -> 0
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW that decays only matrices (dim >= 2: weights, embeddings), as nanoGPT does.
+
+    Biases and norm gains are few and shift or scale activations; pulling them
+    to zero only hurts, so they get weight_decay = 0.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def default_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in nats. logits: (B, T, V), y: (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+# ----------------------------------------------------------------------------- RNG state
+# torch.load(weights_only=True) only unpickles tensors and plain containers, so
+# numpy's ndarray state and python's tuples of ints become lists.
+
+def get_rng_state() -> dict:
+    version, internal, gauss = random.getstate()
+    name, keys, *rest = np.random.get_state()          # rest: pos, has_gauss, cached_gaussian
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), *rest],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def restore_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(obj: dict, path: str) -> None:
+    """Write ``obj`` to ``path`` so that ``path`` is always either the old or the new file.
+
+    A crash during torch.save would otherwise leave a truncated file and lose
+    both checkpoints. We write a temporary file in the same directory (same
+    file system, so the rename is atomic), then os.replace it over the old one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())    # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
+
+
+def load_checkpoint(path: str) -> dict:
+    """Read a checkpoint written by ``train``, with a clear error if it is damaged."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:120]   # torch's messages run long
+        detail = f"{type(e).__name__}: {reason}" if reason else type(e).__name__
+        raise ValueError(f"checkpoint {path!r} is unreadable, truncated or corrupted "
+                         f"({detail}). Delete it to start fresh.") from e
+    needed = {"model", "optimizer", "scheduler", "rng", "step", "history"}
+    if not isinstance(ckpt, dict) or not needed <= ckpt.keys():
+        raise ValueError(f"{path!r} is not a checkpoint written by seqlab.train.train")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- the loop
+
+@torch.no_grad()
+def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast) -> dict[str, float]:
+    """Mean loss over n_batches of each split, with dropout off (model.eval())."""
+    model.eval()
+    out = {}
+    for split in ("train", "val"):
+        losses = []
+        for _ in range(n_batches):
+            x, y = get_batch(split)
+            x, y = x.to(device), y.to(device)
+            with autocast():
+                losses.append(loss_fn(model(x), y).item())
+        out[split] = sum(losses) / len(losses)
+    model.train()
+    return out
+
+
+def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
+          resume: bool = False, stop_after: int | None = None) -> TrainResult:
+    """Train ``model`` for cfg.max_steps AdamW steps on batches from ``get_batch``.
+
+    model:      any nn.Module with model(x) -> logits (B, T, V)
+    get_batch:  get_batch(split) -> (x, y), split in {"train", "val"}; it should draw
+                its randomness from torch's global RNG, which checkpoints restore
+    device:     where to train; None = wherever the model's parameters already are
+    loss_fn:    loss_fn(logits, y) -> scalar; default: cross-entropy over (B*T, V)
+    resume:     continue from cfg.ckpt_path if that file exists (else start fresh)
+    stop_after: stop after this step, as if interrupted (checkpoints there if ckpt_path)
+    """
+    if cfg.max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {cfg.max_steps}")
+    if cfg.amp not in AMP_MODES:
+        raise ValueError(f"unknown amp mode {cfg.amp!r}; choose one of {AMP_MODES}")
+    if resume and cfg.ckpt_path is None:
+        raise ValueError("resume=True needs cfg.ckpt_path")
+    loss_fn = loss_fn or default_loss
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+
+    # Mixed precision only on CUDA: bf16 keeps fp32's exponent range and needs no
+    # loss scaling, but only Ampere (compute capability 8) and newer run it natively.
+    # fp16 (older GPUs such as Colab's T4) underflows small gradients, so the
+    # GradScaler multiplies the loss up and the gradients back down.
+    amp_dtype = None
+    if cfg.amp == "auto" and device.type == "cuda":
+        native_bf16 = torch.cuda.get_device_capability(device)[0] >= 8
+        amp_dtype = torch.bfloat16 if native_bf16 else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    optimizer = make_optimizer(model, cfg)
+    # LambdaLR's counter is the number of updates done, i.e. the 0-based index of the next one.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    history = {k: [] for k in ("step", "train_loss", "lr", "grad_norm",
+                               "eval_step", "val_loss", "eval_train_loss")}
+    step = 0
+
+    if resume and os.path.exists(cfg.ckpt_path):
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"checkpoint {cfg.ckpt_path!r} does not fit this model: {e}") from e
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler") is not None and scaler.is_enabled():
+            scaler.load_state_dict(ckpt["scaler"])
+        restore_rng_state(ckpt["rng"])    # the next batch and dropout mask are the ones we'd have drawn
+        step, history = ckpt["step"], ckpt["history"]
+        print(f"resumed from {cfg.ckpt_path} at step {step}")
+    elif resume:
+        print(f"no checkpoint at {cfg.ckpt_path}: starting fresh")
+    resumed_from = step
+
+    def checkpoint():
+        save_checkpoint({
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "rng": get_rng_state(),
+            "step": step,
+            "history": history,
+            "config": asdict(cfg),
+        }, cfg.ckpt_path)
+
+    last = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="train")
+    was_training = model.training
+    model.train()
+    tokens, t0 = 0, time.perf_counter()
+    while step < last:
+        x, y = get_batch("train")
+        x, y = x.to(device), y.to(device)
+        lr = optimizer.param_groups[0]["lr"]            # the lr this update will use
+        with autocast():
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)                      # clip the true gradients, not scaled ones
+        # clip_grad_norm_ returns the norm before clipping; max_norm=inf only measures it.
+        max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        scaler.step(optimizer)                          # skips the step if fp16 grads overflowed
+        scaler.update()
+        scheduler.step()
+        step += 1
+        tokens += y.numel()
+
+        history["step"].append(step)
+        history["train_loss"].append(loss.item())
+        history["lr"].append(lr)
+        history["grad_norm"].append(grad_norm.item())
+        bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", lr=f"{lr:.2e}", refresh=False)
+        bar.update(1)
+
+        if step == cfg.max_steps or (cfg.eval_every > 0 and step % cfg.eval_every == 0):
+            losses = evaluate(model, get_batch, loss_fn, cfg.eval_batches, device, autocast)
+            history["eval_step"].append(step)
+            history["val_loss"].append(losses["val"])
+            history["eval_train_loss"].append(losses["train"])
+            if cfg.progress:                            # a line per eval stays after the bar moves on
+                bar.write(f"step {step}: train {losses['train']:.4f}, val {losses['val']:.4f}")
+        # Checkpoint after evaluating: eval draws batches from the RNG too, and the
+        # saved RNG state must be the one the next training step starts from.
+        if cfg.ckpt_path and (step == last or (cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0)):
+            checkpoint()
+    bar.close()
+    model.train(was_training)
+
+    wall = time.perf_counter() - t0
+    return TrainResult(
+        history=history,
+        final_val_loss=history["val_loss"][-1] if history["val_loss"] else None,
+        steps_done=step,
+        wall_time_s=wall,
+        tokens_per_s=tokens / wall if tokens else 0.0,
+        resumed_from=resumed_from,
+    )

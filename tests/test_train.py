@@ -1,0 +1,366 @@
+"""Tests for seqlab.train: schedule, clipping, learning, eval, checkpoints, exact resume, errors."""
+import dataclasses
+import glob
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from seqlab import train as T
+from seqlab.train import TrainConfig, TrainResult, lr_factor, train
+
+V = 11  # vocabulary of the synthetic tasks
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The models here are tiny: intra-op threads only add overhead (and thrash on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TinyGRULM(nn.Module):
+    """Embedding -> dropout -> 1-layer GRU -> dropout -> linear: (B, T) -> (B, T, V).
+
+    Dropout makes every training step draw from torch's RNG, so a resume that
+    forgot to restore the RNG would produce different losses.
+    """
+
+    def __init__(self, vocab=V, d=16, p=0.2):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.gru = nn.GRU(d, d, batch_first=True)
+        self.drop = nn.Dropout(p)
+        self.head = nn.Linear(d, vocab)
+        self.calls = []  # (training flag, grad enabled) seen by each forward
+
+    def forward(self, idx):
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        h, _ = self.gru(self.drop(self.emb(idx)))
+        return self.head(self.drop(h))
+
+
+class BigramLM(nn.Module):
+    def __init__(self, vocab=V):
+        super().__init__()
+        self.table = nn.Embedding(vocab, vocab)
+
+    def forward(self, idx):
+        return self.table(idx)
+
+
+def make_batcher(tokens, batch_size=8, block=12):
+    """Random windows of a fixed token tensor; positions drawn with torch's global RNG."""
+    n = len(tokens)
+    split = {"train": tokens[: int(0.8 * n)], "val": tokens[int(0.8 * n):]}
+
+    def get_batch(name):
+        data = split[name]
+        ix = torch.randint(len(data) - block - 1, (batch_size,))
+        x = torch.stack([data[i: i + block] for i in ix])
+        y = torch.stack([data[i + 1: i + block + 1] for i in ix])
+        return x, y
+
+    return get_batch
+
+
+def random_tokens(n=2000, seed=0):
+    return torch.randint(V, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def fresh_gru(seed=0):
+    torch.manual_seed(seed)
+    return TinyGRULM()
+
+
+def quiet(**kw):
+    kw.setdefault("progress", False)
+    return TrainConfig(**kw)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_lr_factor_warmup_then_cosine_to_min_ratio():
+    cfg = quiet(max_steps=20, warmup_steps=4, min_lr_ratio=0.1)
+    f = [lr_factor(s, cfg) for s in range(cfg.max_steps)]
+    assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert f[4] == pytest.approx(1.0)                     # first decay step starts at the peak
+    assert f[-1] == pytest.approx(0.1)                    # last update reaches lr * min_lr_ratio
+    mid = 4 + (20 - 1 - 4) / 2                            # cosine midpoint: halfway between 1 and 0.1
+    assert lr_factor(mid, cfg) == pytest.approx(0.55)
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))      # decays monotonically
+    no_warmup = quiet(max_steps=10, min_lr_ratio=0.0)
+    assert lr_factor(0, no_warmup) == 1.0 and lr_factor(9, no_warmup) == pytest.approx(0.0)
+
+
+def test_trained_lr_history_follows_the_schedule():
+    cfg = quiet(max_steps=12, lr=1e-2, warmup_steps=3, min_lr_ratio=0.2, eval_every=0, eval_batches=1)
+    res = train(BigramLM(), make_batcher(random_tokens()), cfg)
+    expected = [1e-2 * lr_factor(s, cfg) for s in range(12)]
+    assert res.history["lr"] == pytest.approx(expected)
+    assert res.history["lr"][0] == pytest.approx(1e-2 / 3)
+    assert res.history["lr"][-1] == pytest.approx(1e-2 * 0.2)
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+def test_weight_decay_only_on_matrices():
+    model = TinyGRULM()
+    opt = T.make_optimizer(model, quiet(max_steps=1, weight_decay=0.3))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.3 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    assert len(plain["params"]) > 0  # the GRU and head biases
+
+
+def test_grad_clip_bounds_the_norm_the_optimizer_sees():
+    seen = []
+
+    def before_step(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+
+    handle = register_optimizer_step_pre_hook(before_step)
+    try:
+        # lr 1.0 on a bigram table gives big gradients: the clip is active on most steps.
+        get_batch = make_batcher(random_tokens())
+        cfg = quiet(max_steps=15, lr=1.0, grad_clip=0.05, eval_every=0, eval_batches=1)
+        torch.manual_seed(0)
+        clipped = train(BigramLM(), get_batch, cfg)
+        seen_clipped, seen[:] = list(seen), []
+        torch.manual_seed(0)
+        unclipped = train(BigramLM(), get_batch, dataclasses.replace(cfg, grad_clip=None))
+    finally:
+        handle.remove()
+    assert len(seen_clipped) == 15
+    assert max(seen_clipped) <= 0.05 * (1 + 1e-4)
+    assert min(clipped.history["grad_norm"]) > 0.05       # the recorded norm is the pre-clip one
+    # without clipping the optimizer sees the raw norm, which is well above the bound
+    assert seen == pytest.approx(unclipped.history["grad_norm"], rel=1e-5)
+    assert min(seen) > 0.05
+
+
+def test_loss_goes_down_on_a_learnable_sequence():
+    # 0 1 2 ... 10 0 1 2 ...: every next token is determined by the current one.
+    tokens = torch.arange(3000) % V
+    torch.manual_seed(0)
+    cfg = quiet(max_steps=200, lr=0.1, weight_decay=0.0, warmup_steps=10, eval_every=50, eval_batches=2)
+    res = train(BigramLM(), make_batcher(tokens), cfg)
+    assert res.history["train_loss"][0] > 2.0              # ~ln(11) = 2.4 at the start
+    assert res.final_val_loss < 0.1
+    assert res.history["eval_train_loss"][-1] < 0.1
+
+
+# ----------------------------------------------------------------------------- eval and result
+
+def test_eval_schedule_mode_toggling_and_result_fields():
+    model = fresh_gru()
+    cfg = quiet(max_steps=25, eval_every=10, eval_batches=3)
+    res = train(model, make_batcher(random_tokens()), cfg)
+    assert isinstance(res, TrainResult)
+    h = res.history
+    assert h["step"] == list(range(1, 26))
+    assert len(h["train_loss"]) == len(h["lr"]) == len(h["grad_norm"]) == 25
+    assert h["eval_step"] == [10, 20, 25]                  # every 10 steps and at the last one
+    assert len(h["val_loss"]) == len(h["eval_train_loss"]) == 3
+    assert res.final_val_loss == h["val_loss"][-1]
+    assert res.steps_done == 25 and res.resumed_from == 0
+    assert res.wall_time_s > 0 and res.tokens_per_s > 0
+    # 25 training forwards in train mode with grad, 3 evals x 2 splits x 3 batches without
+    calls = model.calls
+    assert calls.count((True, True)) == 25
+    assert calls.count((False, False)) == 3 * 2 * 3
+    assert len(calls) == 25 + 18
+    assert model.training                                   # handed back in train mode
+
+
+def test_progress_bar_shows_live_loss_and_eval_lines(capsys):
+    cfg = TrainConfig(max_steps=3, eval_every=0, eval_batches=1)   # progress=True by default
+    res = train(BigramLM(), make_batcher(random_tokens()), cfg)
+    out, err = capsys.readouterr()
+    assert "loss=" in err and "lr=" in err and "3/3" in err          # tqdm draws on stderr
+    assert f"step 3: train {res.history['eval_train_loss'][-1]:.4f}" in out
+    train(BigramLM(), make_batcher(random_tokens()), quiet(max_steps=3, eval_batches=1))
+    assert capsys.readouterr() == ("", "")                            # progress=False is silent
+
+
+def test_custom_loss_fn_is_used_for_training_and_eval():
+    shapes, values = [], []
+
+    def loss_fn(logits, y):
+        shapes.append(tuple(logits.shape))
+        loss = logits.float().pow(2).mean()                 # not cross-entropy: pulls logits to 0
+        values.append(loss.item())
+        return loss
+
+    cfg = quiet(max_steps=3, eval_every=0, eval_batches=2)
+    res = train(BigramLM(), make_batcher(random_tokens()), cfg, loss_fn=loss_fn)
+    assert shapes == [(8, 12, V)] * (3 + 2 * 2)              # 3 steps + 2 batches of each split
+    assert res.history["train_loss"] == values[:3]
+    assert res.history["eval_train_loss"] == [pytest.approx(sum(values[3:5]) / 2)]
+    assert res.history["val_loss"] == [pytest.approx(sum(values[5:7]) / 2)]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    path = str(tmp_path / "ck" / "run.pt")                  # the directory is created
+    random.random(), np.random.rand()                       # some non-trivial python / numpy state
+    train(fresh_gru(), make_batcher(random_tokens()), quiet(max_steps=5, eval_every=0, eval_batches=1, ckpt_path=path))
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 5
+    assert set(ckpt) >= {"model", "optimizer", "scheduler", "scaler", "rng", "step", "history", "config"}
+    assert ckpt["scaler"] is None                           # no AMP on CPU
+    assert ckpt["config"]["max_steps"] == 5 and ckpt["config"]["amp"] == "auto"
+    assert ckpt["history"]["step"] == [1, 2, 3, 4, 5]
+    assert ckpt["scheduler"]["last_epoch"] == 5
+    # The RNG state round-trips: restoring it replays the same random numbers.
+    T.restore_rng_state(ckpt["rng"])
+    a = (random.random(), float(np.random.rand()), torch.rand(1).item())
+    T.restore_rng_state(ckpt["rng"])
+    assert a == (random.random(), float(np.random.rand()), torch.rand(1).item())
+    assert not glob.glob(str(tmp_path / "ck" / "*.tmp"))
+
+
+def test_failed_write_keeps_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "run.pt")
+    get_batch = make_batcher(random_tokens())
+    train(fresh_gru(), get_batch, quiet(max_steps=3, eval_every=0, eval_batches=1, ckpt_path=path))
+    before = (tmp_path / "run.pt").read_bytes()
+
+    real_save = torch.save
+
+    def save_then_crash(obj, f, *a, **kw):
+        real_save(obj, f, *a, **kw)                         # part of the bytes hit the temp file...
+        raise OSError("disk full")                          # ...then the write dies
+
+    monkeypatch.setattr(torch, "save", save_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        train(fresh_gru(1), get_batch, quiet(max_steps=3, eval_every=0, eval_batches=1, ckpt_path=path))
+    assert (tmp_path / "run.pt").read_bytes() == before
+    assert os.listdir(tmp_path) == ["run.pt"]
+    monkeypatch.setattr(torch, "save", real_save)
+    assert T.load_checkpoint(path)["step"] == 3
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+def run_interrupted(tmp_path, seed_after_stop=123):
+    """17 steps, 'crash', scramble every RNG, then resume to 40 in fresh objects."""
+    path = str(tmp_path / "resume.pt")
+    get_batch = make_batcher(random_tokens())
+    # eval_every=17: the interruption lands on an eval step, so the checkpoint must come after
+    # eval has drawn its batches from the RNG (or the resumed run draws different ones).
+    cfg = quiet(max_steps=40, warmup_steps=5, eval_every=17, eval_batches=2, ckpt_path=path, ckpt_every=10)
+    first = train(fresh_gru(), get_batch, cfg, stop_after=17)
+    assert first.steps_done == 17 and T.load_checkpoint(path)["step"] == 17
+    # a new process would start with some other RNG state and a differently initialised model
+    torch.manual_seed(seed_after_stop), random.seed(seed_after_stop), np.random.seed(seed_after_stop)
+    model = fresh_gru(seed=seed_after_stop)
+    second = train(model, get_batch, cfg, resume=True)
+    return first, second, model, get_batch, cfg
+
+
+def test_resume_reproduces_the_uninterrupted_run_bitwise(tmp_path):
+    first, second, resumed_model, get_batch, cfg = run_interrupted(tmp_path)
+    straight_model = fresh_gru()
+    straight = train(straight_model, get_batch, dataclasses.replace(cfg, ckpt_path=None))
+
+    assert second.resumed_from == 17 and second.steps_done == 40
+    assert first.history["train_loss"] == straight.history["train_loss"][:17]
+    assert second.history["train_loss"] == straight.history["train_loss"]   # float ==: bitwise
+    assert second.history["lr"] == straight.history["lr"]
+    assert second.history["eval_step"] == straight.history["eval_step"] == [17, 34, 40]
+    assert second.history["val_loss"] == straight.history["val_loss"]
+    assert second.final_val_loss == straight.final_val_loss
+    for (name, a), b in zip(straight_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_without_restoring_the_rng_would_be_caught(tmp_path, monkeypatch):
+    """The bitwise test above has teeth: skip the RNG restore and the losses differ."""
+    get_batch = make_batcher(random_tokens())
+    straight = train(fresh_gru(), get_batch, quiet(max_steps=40, warmup_steps=5, eval_every=17, eval_batches=2))
+    monkeypatch.setattr(T, "restore_rng_state", lambda state: None)
+    _, second, *_ = run_interrupted(tmp_path)
+    assert second.history["train_loss"][:17] == straight.history["train_loss"][:17]  # weights etc. restored
+    assert second.history["train_loss"][17:] != straight.history["train_loss"][17:]  # batches / dropout not
+
+
+def test_resume_with_missing_checkpoint_starts_fresh(tmp_path, capsys):
+    path = str(tmp_path / "nothing.pt")
+    res = train(fresh_gru(), make_batcher(random_tokens()),
+                quiet(max_steps=3, eval_every=0, eval_batches=1, ckpt_path=path), resume=True)
+    assert "starting fresh" in capsys.readouterr().out
+    assert res.resumed_from == 0 and res.steps_done == 3 and os.path.exists(path)
+
+
+def test_resume_of_a_finished_run_takes_no_step(tmp_path):
+    path = str(tmp_path / "done.pt")
+    get_batch = make_batcher(random_tokens())
+    cfg = quiet(max_steps=4, eval_every=0, eval_batches=1, ckpt_path=path)
+    done = train(fresh_gru(), get_batch, cfg)
+    model = fresh_gru(5)
+    again = train(model, get_batch, cfg, resume=True)
+    assert again.steps_done == 4 and again.history == done.history
+    assert again.final_val_loss == done.final_val_loss
+    assert torch.equal(model.head.weight, T.load_checkpoint(path)["model"]["head.weight"])
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_bad_config_raises_clear_errors():
+    get_batch = make_batcher(random_tokens())
+    with pytest.raises(ValueError, match="max_steps"):
+        train(BigramLM(), get_batch, quiet(max_steps=0))
+    with pytest.raises(ValueError, match="amp"):
+        train(BigramLM(), get_batch, quiet(max_steps=1, amp="fp8"))
+    with pytest.raises(ValueError, match="ckpt_path"):
+        train(BigramLM(), get_batch, quiet(max_steps=1), resume=True)
+
+
+def test_resume_into_a_different_model_names_the_checkpoint(tmp_path):
+    path = str(tmp_path / "small.pt")
+    get_batch = make_batcher(random_tokens())
+    cfg = quiet(max_steps=2, eval_every=0, eval_batches=1, ckpt_path=path)
+    train(TinyGRULM(d=16), get_batch, cfg)
+    with pytest.raises(ValueError, match="small.pt.*does not fit") as err:
+        train(TinyGRULM(d=32), get_batch, cfg, resume=True)
+    assert "size mismatch" in str(err.value)
+    with pytest.raises(ValueError, match="small.pt.*does not fit"):
+        train(BigramLM(), get_batch, cfg, resume=True)
+
+
+class Arbitrary:
+    """Stands for any pickled object: loading one can run code, so weights_only refuses it."""
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "not_a_checkpoint", "unsafe_object"])
+def test_corrupted_checkpoint_gives_an_error_naming_the_file(tmp_path, damage):
+    path = tmp_path / "broken.pt"
+    get_batch = make_batcher(random_tokens())
+    cfg = quiet(max_steps=2, eval_every=0, eval_batches=1, ckpt_path=str(path))
+    train(BigramLM(), get_batch, cfg)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"this is not a checkpoint " * 10)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "not_a_checkpoint":
+        torch.save({"weights": torch.zeros(3)}, path)
+    else:
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["extra"] = Arbitrary()
+        torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="broken.pt") as err:
+        train(BigramLM(), get_batch, cfg, resume=True)
+    assert len(str(err.value)) < 400                         # one readable sentence, not a trace
