@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_curves(x, curves: dict, *, xlabel: str, ylabel: str, title: str = "", ax=None,
@@ -24,6 +25,8 @@ def plot_curves(x, curves: dict, *, xlabel: str, ylabel: str, title: str = "", a
             ax.plot(*zip(*pts), marker=marker, label=label)
         else:
             ax.plot([], [], label=label)
+    if all(float(a).is_integer() for a in x):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # n = 1, 2, 3 ... not 2.5
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
