@@ -5,17 +5,16 @@ make_fixture.sh for how to rebuild it.
 """
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from seqlab.data import CharTokenizer, load_text
 from seqlab.models.ngram import NGramLM, count_ngrams, unseen_fraction
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "kenlm"
-DATA = Path(os.environ.get("SEQLAB_DATA", REPO.parent / "shared" / "data"))
 
 # Held-out sentences written for this test; several words never occur in corpus.txt.
 HELD_OUT = [
@@ -69,13 +68,9 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def shakespeare():
-    path = DATA / "tinyshakespeare" / "input.txt"
-    if not path.exists():
-        pytest.fail(f"tiny Shakespeare not found at {path}; set SEQLAB_DATA to the data folder")
-    text = path.read_text()
-    chars = sorted(set(text))
-    stoi = {c: i for i, c in enumerate(chars)}
-    return np.array([stoi[c] for c in text], dtype=np.int64), chars
+    text = load_text("tinyshakespeare")   # a verified copy from $SEQLAB_DATA or the cache
+    tok = CharTokenizer(text)
+    return tok.encode(text), tok.itos
 
 
 # ---------------------------------------------------------------- (a) KenLM ARPA, every entry
