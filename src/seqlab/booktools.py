@@ -3,6 +3,7 @@
 ``python -m seqlab bootstrap --check``   fail if any notebook's bootstrap cell drifted from _config.yml
 ``python -m seqlab bootstrap --write``   rewrite every notebook's bootstrap cell from _config.yml
 ``python -m seqlab execute [NB ...]``    run notebooks top to bottom in place with a full budget
+``python -m seqlab bench rnn``           side-by-side benchmarks (see :mod:`seqlab.bench`)
 
 The repository's address lives in one place, ``repository.url`` in ``_config.yml``; the
 bootstrap cell of every notebook is generated from it.
@@ -121,6 +122,11 @@ def execute(paths: list[Path], budget: str | None = None, timeout: int = 1800) -
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:                       # its own options: see seqlab.bench.main
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
+
     parser = argparse.ArgumentParser(prog="python -m seqlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bootstrap", help="check or rewrite the Colab bootstrap cells")
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("execute", help="run notebooks in place with a full budget")
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
+    sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench rnn --help")
     args = parser.parse_args(argv)
 
     root = repo_root()

@@ -15,6 +15,13 @@ What one step does, top to bottom (the order matters, see the comments):
     clip the gradient norm to grad_clip              # tames exploding gradients (RNN chapter)
     AdamW step with lr = lr * lr_factor(step)        # linear warm-up, then cosine decay
 
+Truncated backpropagation through time (``tbptt=True``, Part II): ``get_batch`` is a
+``seqlab.data.StreamBatcher``, whose consecutive windows continue each other, and the
+model is called as ``logits, state = model(x, state, return_state=True)``. The final
+state of one window is the initial state of the next, detached, so the forward pass
+sees the whole past while gradients flow back at most one window. Evaluation then walks
+the first ``eval_batches`` windows of each split in order, carrying the state too.
+
 Every ``eval_every`` steps (and at the last step) it measures the mean loss
 on ``eval_batches`` batches of each split, and it writes checkpoints
 atomically. A checkpoint holds everything the next step depends on: weights,
@@ -25,6 +32,7 @@ uninterrupted one bit for bit on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -55,6 +63,7 @@ class TrainConfig:
     ckpt_path: str | None = None    # where to write checkpoints (atomically)
     ckpt_every: int = 0             # 0 = only at the end (if ckpt_path)
     amp: str = "auto"               # "auto": bf16 (or fp16 + GradScaler) on CUDA, never on CPU/MPS; "off"
+    tbptt: bool = False             # carry the recurrent state across windows of a StreamBatcher
     progress: bool = True           # tqdm bar with live loss / lr
 
 
@@ -168,12 +177,55 @@ def load_checkpoint(path: str) -> dict:
 
 # ----------------------------------------------------------------------------- the loop
 
+def detach_state(state):
+    """A carried recurrent state (tensor, tuple or list of tensors, or None) cut from its graph."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    return state.detach()
+
+
 @torch.no_grad()
-def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast) -> dict[str, float]:
-    """Mean loss over n_batches of each split, with dropout off (model.eval())."""
+def stream_loss(model, windows, loss_fn=None, device=None, autocast=contextlib.nullcontext) -> float:
+    """Mean per-token loss over consecutive windows, carrying the model's state between them.
+
+    windows: an iterable of (x, y), e.g. ``StreamBatcher.windows("val")``, in which window
+    k+1 continues window k; model(x, state, return_state=True) -> (logits, state).
+    With every window of a split, this is the loss of (almost) every token of it, each
+    predicted from its whole past in its stream: the number to compare with an n-gram's.
+    """
+    loss_fn = loss_fn or default_loss
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    state, total, count = None, 0.0, 0
+    for x, y in windows:
+        x, y = x.to(device), y.to(device)
+        with autocast():
+            logits, state = model(x, state, return_state=True)
+            total += loss_fn(logits, y).item() * y.numel()
+        count += y.numel()
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("stream_loss got no windows")
+    return total / count
+
+
+@torch.no_grad()
+def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast,
+             tbptt: bool = False) -> dict[str, float]:
+    """Mean loss over n_batches of each split, with dropout off (model.eval()).
+
+    With tbptt, the batches are the first n_batches windows of each split, in order and
+    with the state carried (the same windows at every evaluation).
+    """
     model.eval()
     out = {}
     for split in ("train", "val"):
+        if tbptt:
+            out[split] = stream_loss(model, get_batch.windows(split, n_batches), loss_fn, device, autocast)
+            continue
         losses = []
         for _ in range(n_batches):
             x, y = get_batch(split)
@@ -190,8 +242,11 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     """Train ``model`` for cfg.max_steps AdamW steps on batches from ``get_batch``.
 
     model:      any nn.Module with model(x) -> logits (B, T, V)
+                (with cfg.tbptt: model(x, state, return_state=True) -> (logits, state))
     get_batch:  get_batch(split) -> (x, y), split in {"train", "val"}; it should draw
-                its randomness from torch's global RNG, which checkpoints restore
+                its randomness from torch's global RNG, which checkpoints restore.
+                If it has state_dict()/load_state_dict() (StreamBatcher's cursors),
+                checkpoints save and restore that too. cfg.tbptt needs a StreamBatcher.
     device:     where to train; None = wherever the model's parameters already are
     loss_fn:    loss_fn(logits, y) -> scalar; default: cross-entropy over (B*T, V)
     resume:     continue from cfg.ckpt_path if that file exists (else start fresh)
@@ -203,6 +258,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         raise ValueError(f"unknown amp mode {cfg.amp!r}; choose one of {AMP_MODES}")
     if resume and cfg.ckpt_path is None:
         raise ValueError("resume=True needs cfg.ckpt_path")
+    if cfg.tbptt and not all(hasattr(get_batch, a) for a in ("windows", "starts_new_pass")):
+        raise ValueError("tbptt=True needs consecutive windows: pass a seqlab.data.StreamBatcher "
+                         "as get_batch (random windows do not continue each other)")
+    stateful_batcher = hasattr(get_batch, "state_dict") and hasattr(get_batch, "load_state_dict")
     loss_fn = loss_fn or default_loss
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
@@ -226,6 +285,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     history = {k: [] for k in ("step", "train_loss", "lr", "grad_norm",
                                "eval_step", "val_loss", "eval_train_loss")}
     step = 0
+    state = None                                        # the carried recurrent state (tbptt)
 
     if resume and os.path.exists(cfg.ckpt_path):
         ckpt = load_checkpoint(cfg.ckpt_path)
@@ -238,6 +298,11 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         if ckpt.get("scaler") is not None and scaler.is_enabled():
             scaler.load_state_dict(ckpt["scaler"])
         restore_rng_state(ckpt["rng"])    # the next batch and dropout mask are the ones we'd have drawn
+        if stateful_batcher and ckpt.get("batcher") is not None:
+            get_batch.load_state_dict(ckpt["batcher"])
+        state = ckpt.get("tbptt_state")
+        if state is not None:
+            state = type(state)(s.to(device) for s in state) if isinstance(state, (tuple, list)) else state.to(device)
         step, history = ckpt["step"], ckpt["history"]
         print(f"resumed from {cfg.ckpt_path} at step {step}")
     elif resume:
@@ -251,6 +316,8 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": get_rng_state(),
+            "batcher": get_batch.state_dict() if stateful_batcher else None,
+            "tbptt_state": state,
             "step": step,
             "history": history,
             "config": asdict(cfg),
@@ -262,11 +329,17 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     model.train()
     tokens, t0 = 0, time.perf_counter()
     while step < last:
+        if cfg.tbptt and get_batch.starts_new_pass("train"):
+            state = None                                # the stream starts over: so does the memory
         x, y = get_batch("train")
         x, y = x.to(device), y.to(device)
         lr = optimizer.param_groups[0]["lr"]            # the lr this update will use
         with autocast():
-            loss = loss_fn(model(x), y)
+            if cfg.tbptt:
+                logits, state = model(x, state, return_state=True)
+                loss = loss_fn(logits, y)
+            else:
+                loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)                      # clip the true gradients, not scaled ones
@@ -276,6 +349,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         scaler.step(optimizer)                          # skips the step if fp16 grads overflowed
         scaler.update()
         scheduler.step()
+        state = detach_state(state)                     # truncate: no gradient into the previous window
         step += 1
         tokens += y.numel()
 
@@ -287,7 +361,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         bar.update(1)
 
         if step == cfg.max_steps or (cfg.eval_every > 0 and step % cfg.eval_every == 0):
-            losses = evaluate(model, get_batch, loss_fn, cfg.eval_batches, device, autocast)
+            losses = evaluate(model, get_batch, loss_fn, cfg.eval_batches, device, autocast, cfg.tbptt)
             history["eval_step"].append(step)
             history["val_loss"].append(losses["val"])
             history["eval_train_loss"].append(losses["train"])

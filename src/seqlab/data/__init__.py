@@ -1,10 +1,10 @@
 """Corpora, tokenizers and batches. See each module's docstring."""
-from .batching import batcher, random_windows, train_val_split
+from .batching import StreamBatcher, batcher, random_windows, train_val_split
 from .corpora import CORPORA, DataError, fetch, load_multi30k, load_text
 from .tokenizers import CharTokenizer, WordTokenizer, split_words
 
 __all__ = [
     "CORPORA", "DataError", "fetch", "load_text", "load_multi30k",
     "CharTokenizer", "WordTokenizer", "split_words",
-    "train_val_split", "random_windows", "batcher",
+    "train_val_split", "random_windows", "batcher", "StreamBatcher",
 ]
