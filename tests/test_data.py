@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqlab import data
-from seqlab.data import corpora
+from seqlab.data import StreamBatcher, corpora
 
 CONTENT = b"To be, or not to be, that is the question.\n" * 50
 
@@ -166,3 +166,42 @@ def test_random_windows_are_shifted_by_one_and_reproducible():
     assert xv.min() >= 500
     with pytest.raises(ValueError, match="split"):
         get_batch("test")
+
+
+def test_stream_batcher_windows_continue_each_other():
+    data_ = torch.arange(1000)
+    sb = StreamBatcher(data_[:801], data_[801:], block_size=10, batch_size=4)
+    # 800 x-tokens per split side -> 200 per stream -> 20 windows of 10
+    assert sb.n_windows["train"] == 20
+    x0, y0 = sb("train")
+    x1, y1 = sb("train")
+    assert x0.shape == y0.shape == (4, 10)
+    assert torch.equal(y0, x0 + 1) and torch.equal(y1, x1 + 1)          # y is x shifted by one
+    assert torch.equal(x1[:, 0], x0[:, -1] + 1)                          # window 1 continues window 0
+    assert torch.equal(x0[:, 0], torch.tensor([0, 200, 400, 600]))       # streams are contiguous quarters
+    # the eval walk starts at the beginning and does not move the training cursor
+    walked = list(sb.windows("train", 2))
+    assert torch.equal(walked[0][0], x0) and torch.equal(walked[1][0], x1)
+    assert sb.cursor["train"] == 2
+    assert len(list(sb.windows("val"))) == sb.n_windows["val"]
+
+
+def test_stream_batcher_wraps_around_and_saves_its_cursor():
+    sb = StreamBatcher(torch.arange(101), torch.arange(101), block_size=5, batch_size=2)
+    assert sb.n_windows["train"] == 10 and sb.starts_new_pass()
+    first = sb("train")
+    for _ in range(9):
+        sb("train")
+    assert sb.starts_new_pass()
+    assert torch.equal(sb("train")[0], first[0])
+    saved = sb.state_dict()
+    expected = sb("train")
+    sb.load_state_dict(saved)
+    assert torch.equal(sb("train")[0], expected[0])
+    with pytest.raises(ValueError, match="split"):
+        sb("test")
+
+
+def test_stream_batcher_too_short_is_a_clear_error():
+    with pytest.raises(ValueError, match="val split .* too short"):
+        StreamBatcher(torch.arange(1000), torch.arange(20), block_size=8, batch_size=4)

@@ -364,3 +364,118 @@ def test_corrupted_checkpoint_gives_an_error_naming_the_file(tmp_path, damage):
     with pytest.raises(ValueError, match="broken.pt") as err:
         train(BigramLM(), get_batch, cfg, resume=True)
     assert len(str(err.value)) < 400                         # one readable sentence, not a trace
+
+
+# ----------------------------------------------------------------------------- truncated BPTT
+
+class StatefulGRULM(TinyGRULM):
+    """TinyGRULM with the recurrent interface: model(x, state, return_state=True)."""
+
+    def forward(self, idx, state=None, return_state=False):
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        h, state = self.gru(self.drop(self.emb(idx)), state)
+        logits = self.head(self.drop(h))
+        return (logits, state) if return_state else logits
+
+
+def stream(tokens=None, block=6, batch=4):
+    from seqlab.data import StreamBatcher
+    tokens = random_tokens() if tokens is None else tokens
+    n = int(0.8 * len(tokens))
+    return StreamBatcher(tokens[:n], tokens[n:], block_size=block, batch_size=batch)
+
+
+def fresh_stateful(seed=0):
+    torch.manual_seed(seed)
+    return StatefulGRULM()
+
+
+def test_tbptt_carries_the_state_and_cuts_the_gradient():
+    """Two windows with tbptt: the second forward starts from the first's final state
+    (forward sees the past), but no gradient reaches the first window's computation."""
+    model = fresh_stateful()
+    seen = []
+    original = model.forward
+
+    def spy(idx, state=None, return_state=False):
+        seen.append(state)
+        return original(idx, state, return_state)
+
+    model.forward = spy
+    sb = stream()
+    train(model, sb, quiet(max_steps=2, eval_every=0, eval_batches=1, tbptt=True))
+    assert seen[0] is None                                   # first window: zero state
+    assert seen[1] is not None and not seen[1].requires_grad  # carried, detached
+    # eval walks windows from the start of each split, with its own fresh state
+    assert seen[2] is None
+
+
+def test_tbptt_state_equals_running_the_whole_stream():
+    """With lr = 0 nothing learns, so the losses of consecutive tbptt windows must equal
+    the per-window losses of one forward over the concatenated windows."""
+    model = fresh_stateful()
+    model.drop.p = 0.0
+    sb = stream()
+    res = train(model, sb, quiet(max_steps=4, lr=0.0, eval_every=0, eval_batches=1, tbptt=True,
+                                 weight_decay=0.0))
+    xs, ys = zip(*list(sb.windows("train", 4)))
+    with torch.no_grad():
+        logits = model(torch.cat(xs, 1))
+    T_ = xs[0].size(1)
+    for k in range(4):
+        expected = T.default_loss(logits[:, k * T_:(k + 1) * T_], ys[k]).item()
+        assert abs(res.history["train_loss"][k] - expected) < 1e-5
+
+
+def test_tbptt_state_resets_when_the_stream_starts_over():
+    model = fresh_stateful()
+    seen = []
+    original = model.forward
+    model.forward = lambda idx, state=None, return_state=False: (seen.append(state), original(idx, state, return_state))[1]
+    sb = stream(random_tokens(200), block=5, batch=4)          # 160 train tokens -> 7 windows
+    n = sb.n_windows["train"]
+    train(model, sb, quiet(max_steps=n + 1, eval_every=0, eval_batches=1, tbptt=True))
+    assert seen[n] is None and seen[n - 1] is not None
+
+
+def test_tbptt_resume_reproduces_the_uninterrupted_run(tmp_path):
+    cfg = quiet(max_steps=12, eval_every=4, eval_batches=2, tbptt=True,
+                ckpt_path=str(tmp_path / "tbptt.pt"))
+    full_model, full_sb = fresh_stateful(), stream()
+    full = train(full_model, full_sb, dataclasses.replace(cfg, ckpt_path=None))
+
+    train(fresh_stateful(), stream(), cfg, stop_after=7)       # "crash" after step 7
+    resumed_model, resumed_sb = fresh_stateful(seed=1), stream()
+    resumed = train(resumed_model, resumed_sb, cfg, resume=True)
+    assert resumed.resumed_from == 7
+    assert resumed.history["train_loss"] == full.history["train_loss"]
+    assert resumed.history["val_loss"] == full.history["val_loss"]
+    assert resumed_sb.cursor == full_sb.cursor
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_tbptt_needs_a_stream_batcher():
+    with pytest.raises(ValueError, match="StreamBatcher"):
+        train(fresh_stateful(), make_batcher(random_tokens()), quiet(max_steps=1, tbptt=True))
+
+
+def test_stream_loss_covers_every_window_with_the_state_carried():
+    model = fresh_stateful().eval()
+    sb = stream()
+    windows = list(sb.windows("val"))
+    xs, ys = zip(*windows)
+    with torch.no_grad():
+        logits = model(torch.cat(xs, 1))
+    expected = T.default_loss(logits, torch.cat(ys, 1)).item()
+    assert abs(T.stream_loss(model, windows) - expected) < 1e-5
+    with pytest.raises(ValueError, match="no windows"):
+        T.stream_loss(model, [])
+
+
+def test_detach_state_handles_tensors_pairs_and_none():
+    h = torch.randn(2, 3, requires_grad=True) * 2
+    assert T.detach_state(None) is None
+    assert not T.detach_state(h).requires_grad
+    pair = T.detach_state((h, h))
+    assert isinstance(pair, tuple) and not any(p.requires_grad for p in pair)

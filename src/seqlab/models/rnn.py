@@ -233,15 +233,6 @@ class GRU(_Recurrent):
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
-def detach_state(state):
-    """Cut the graph behind a carried state (truncated BPTT): gradients stop at the window edge."""
-    if state is None:
-        return None
-    if isinstance(state, (tuple, list)):
-        return type(state)(s.detach() for s in state)
-    return state.detach()
-
-
 # ----------------------------------------------------------------------------- language model
 
 class RecurrentLM(nn.Module):
