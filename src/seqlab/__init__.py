@@ -4,8 +4,10 @@ Modules, one idea each:
 
 - ``seqlab.runtime``  device, seeding, budget (smoke | cpu | gpu), Colab detection, run card
 - ``seqlab.data``     named corpora with verified downloads, tokenizers, batches
-- ``seqlab.models``   one file per model family (``ngram`` so far)
-- ``seqlab.train``    one training loop for every neural model
+- ``seqlab.models``   one file per model family (``ngram``, ``rnn`` so far)
+- ``seqlab.train``    one training loop for every neural model (truncated BPTT included)
+- ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried
+- ``seqlab.bench``    honest side-by-side timing (``python -m seqlab bench rnn``)
 - ``seqlab.metrics``  nats <-> bits per character <-> perplexity
 - ``seqlab.viz``      the plots the labs share
 """

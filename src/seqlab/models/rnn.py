@@ -29,10 +29,20 @@ import torch.nn.functional as F
 CELL_KINDS = ("rnn", "lstm", "gru")
 
 
-def _uniform_(module: nn.Module, hidden_size: int) -> None:
-    """PyTorch's initialisation for every recurrent weight: U(-1/sqrt(H), 1/sqrt(H))."""
+def _add_weights(cell: nn.Module, n_blocks: int, input_size: int, hidden_size: int) -> None:
+    """The parameters of a cell with ``n_blocks`` stacked gate blocks, named and shaped as torch's:
+
+        weight_ih (n_blocks*H, I), weight_hh (n_blocks*H, H), bias_ih, bias_hh (n_blocks*H,)
+
+    initialised as PyTorch does: every entry ~ U(-1/sqrt(H), 1/sqrt(H)).
+    """
+    cell.input_size, cell.hidden_size = input_size, hidden_size
+    cell.weight_ih = nn.Parameter(torch.empty(n_blocks * hidden_size, input_size))
+    cell.weight_hh = nn.Parameter(torch.empty(n_blocks * hidden_size, hidden_size))
+    cell.bias_ih = nn.Parameter(torch.empty(n_blocks * hidden_size))
+    cell.bias_hh = nn.Parameter(torch.empty(n_blocks * hidden_size))
     bound = 1.0 / math.sqrt(hidden_size)
-    for p in module.parameters():
+    for p in cell.parameters():
         nn.init.uniform_(p, -bound, bound)
 
 
@@ -51,12 +61,8 @@ class RNNCell(nn.Module):
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}")
-        self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(hidden_size))
-        _uniform_(self, hidden_size)
+        self.nonlinearity = nonlinearity
+        _add_weights(self, 1, input_size, hidden_size)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         pre = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
@@ -80,12 +86,7 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
-        _uniform_(self, hidden_size)
+        _add_weights(self, 4, input_size, hidden_size)
 
     def gates(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every intermediate of one step, by name: i, f, g, o, c, h (each (B, H))."""
@@ -120,12 +121,7 @@ class GRUCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size))
-        _uniform_(self, hidden_size)
+        _add_weights(self, 3, input_size, hidden_size)
 
     def gates(self, x: torch.Tensor, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every intermediate of one step, by name: r, z, n, h (each (B, H))."""
