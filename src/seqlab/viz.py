@@ -36,3 +36,67 @@ def plot_curves(x, curves: dict, *, xlabel: str, ylabel: str, title: str = "", a
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def _show_char(ch: str) -> str:
+    """A visible stand-in for characters that print as nothing: newline, space, tab."""
+    return {"\n": "\u23ce", " ": "\u2423", "\t": "\u21e5"}.get(ch, ch)
+
+
+def plot_gate_heatmap(values, text: str, *, units=None, unit_labels=None, title: str = "",
+                      ax=None, cmap: str = "RdBu_r", vmin: float | None = None,
+                      vmax: float | None = None, colorbar: bool = True):
+    """Activations of some units while a model reads a text: a (units x characters) heatmap.
+
+    values: (T, H) array or tensor, one gate or state per character (e.g. an entry of
+    ``RecurrentLM.trace``); text: the T characters read (newline drawn as a return sign,
+    space as an open box). units: the columns of ``values`` to show, one row each (default:
+    all); unit_labels: the row labels (default "unit k"). vmin/vmax: the colour range
+    (default: the range of the values shown).
+    """
+    import numpy as np
+
+    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+    if values.ndim != 2 or values.shape[0] != len(text):
+        raise ValueError(f"values must be (T, H) with T = len(text) = {len(text)}, got {values.shape}")
+    units = list(range(values.shape[1])) if units is None else list(units)
+    rows = values[:, units].T                                   # (units, T)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(text)), 0.5 + 0.4 * len(units)))
+    im = ax.imshow(rows, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks(range(len(text)))
+    ax.set_xticklabels([_show_char(c) for c in text], fontsize=7, fontfamily="monospace")
+    ax.tick_params(axis="x", length=0)
+    ax.set_yticks(range(len(units)))
+    ax.set_yticklabels(unit_labels if unit_labels is not None else [f"unit {u}" for u in units], fontsize=8)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+    return ax
+
+
+def gate_html(text: str, values, *, vmin: float = 0.0, vmax: float = 1.0, cmap: str = "RdBu_r") -> str:
+    """The text as HTML, each character's background coloured by one unit's activation.
+
+    values: (T,) one number per character (e.g. ``trace["f"][:, unit]``); colours from
+    ``cmap`` over [vmin, vmax]. Each character's value shows as a tooltip. For a widget
+    (``ipywidgets.HTML(value=gate_html(...))``) or ``IPython.display.HTML``.
+    """
+    import html
+
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize, to_hex
+
+    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float).reshape(-1)
+    if len(values) != len(text):
+        raise ValueError(f"need one value per character: {len(values)} values, {len(text)} characters")
+    colour, norm = colormaps[cmap], Normalize(vmin=vmin, vmax=vmax, clip=True)
+    spans = []
+    for ch, v in zip(text, values):
+        shown = "\u23ce" if ch == "\n" else html.escape(ch)
+        spans.append(f'<span title="{v:.3f}" style="background:{to_hex(colour(norm(v)))}">{shown}</span>'
+                     + ("<br>" if ch == "\n" else ""))
+    return ('<div style="font-family:monospace;white-space:pre-wrap;line-height:1.6;color:#111">'
+            + "".join(spans) + "</div>")
