@@ -240,8 +240,9 @@ class RecurrentLM(nn.Module):
 
     cell:  "rnn" | "lstm" | "gru"
     impl:  "seqlab" runs this file's from-scratch layers; "torch" runs ``torch.nn.RNN/LSTM/GRU``
-           (fused oneDNN/cuDNN kernels, many times faster; the tests prove the maths is the
-           same). ``to_impl`` converts a trained model between the two.
+           (fused oneDNN/cuDNN kernels: faster, by how much depends on the cell, the size and
+           the device; ``python -m seqlab bench rnn`` measures it; the tests prove the maths
+           is the same). ``to_impl`` converts a trained model between the two.
 
     The course's LM interface:
         model(idx) -> logits (B, T, V)
