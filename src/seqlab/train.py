@@ -177,13 +177,18 @@ def load_checkpoint(path: str) -> dict:
 
 # ----------------------------------------------------------------------------- the loop
 
-def detach_state(state):
-    """A carried recurrent state (tensor, tuple or list of tensors, or None) cut from its graph."""
+def _map_state(fn, state):
+    """fn applied to every tensor of a recurrent state (tensor, tuple or list of tensors, or None)."""
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(s) for s in state)
-    return state.detach()
+        return type(state)(_map_state(fn, s) for s in state)
+    return fn(state)
+
+
+def detach_state(state):
+    """A carried recurrent state (tensor, tuple or list of tensors, or None) cut from its graph."""
+    return _map_state(torch.Tensor.detach, state)
 
 
 @torch.no_grad()
@@ -300,9 +305,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         restore_rng_state(ckpt["rng"])    # the next batch and dropout mask are the ones we'd have drawn
         if stateful_batcher and ckpt.get("batcher") is not None:
             get_batch.load_state_dict(ckpt["batcher"])
-        state = ckpt.get("tbptt_state")
-        if state is not None:
-            state = type(state)(s.to(device) for s in state) if isinstance(state, (tuple, list)) else state.to(device)
+        state = _map_state(lambda s: s.to(device), ckpt.get("tbptt_state"))
         step, history = ckpt["step"], ckpt["history"]
         print(f"resumed from {cfg.ckpt_path} at step {step}")
     elif resume:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 
@@ -38,6 +39,11 @@ def plot_curves(x, curves: dict, *, xlabel: str, ylabel: str, title: str = "", a
     return ax
 
 
+def _as_array(values):
+    """A float NumPy array from a tensor (any device, with or without grad), array or list."""
+    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+
+
 def _show_char(ch: str) -> str:
     """A visible stand-in for characters that print as nothing: newline, space, tab."""
     return {"\n": "\u23ce", " ": "\u2423", "\t": "\u21e5"}.get(ch, ch)
@@ -54,9 +60,7 @@ def plot_gate_heatmap(values, text: str, *, units=None, unit_labels=None, title:
     all); unit_labels: the row labels (default "unit k"). vmin/vmax: the colour range
     (default: the range of the values shown).
     """
-    import numpy as np
-
-    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+    values = _as_array(values)
     if values.ndim != 2 or values.shape[0] != len(text):
         raise ValueError(f"values must be (T, H) with T = len(text) = {len(text)}, got {values.shape}")
     units = list(range(values.shape[1])) if units is None else list(units)
@@ -85,11 +89,10 @@ def gate_html(text: str, values, *, vmin: float = 0.0, vmax: float = 1.0, cmap: 
     """
     import html
 
-    import numpy as np
     from matplotlib import colormaps
     from matplotlib.colors import Normalize, to_hex
 
-    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float).reshape(-1)
+    values = _as_array(values).reshape(-1)
     if len(values) != len(text):
         raise ValueError(f"need one value per character: {len(values)} values, {len(text)} characters")
     colour, norm = colormaps[cmap], Normalize(vmin=vmin, vmax=vmax, clip=True)

@@ -165,20 +165,26 @@ class _Recurrent(nn.Module):
         h = like.new_zeros(self.num_layers, batch_size, self.hidden_size)
         return (h, h.clone()) if self.kind == "lstm" else h
 
+    def layer_state(self, state, k: int):
+        """Layer k's slice of a stacked state: h[k] (B, H), or (h[k], c[k]) for the LSTM."""
+        return (state[0][k], state[1][k]) if self.kind == "lstm" else state[k]
+
+    def run_layer(self, k: int, x: torch.Tensor, s):
+        """Layer k alone over time: x (B, T, in) from state s -> (outputs (B, T, H), final state)."""
+        cell, outs = self.cells[k], []
+        for x_t in x.unbind(1):                 # time steps, t = 0 .. T-1
+            s = cell(x_t, s)
+            outs.append(s[0] if self.kind == "lstm" else s)
+        return torch.stack(outs, dim=1), s
+
     def forward(self, x: torch.Tensor, state=None):
         if x.dim() != 3 or x.size(-1) != self.input_size:
             raise ValueError(f"expected x of shape (B, T, {self.input_size}), got {tuple(x.shape)}")
         if state is None:
             state = self.zero_state(x.size(0), x)
         finals = []
-        for k, cell in enumerate(self.cells):
-            # This layer's initial state: h0[k] (and c0[k] for the LSTM).
-            s = (state[0][k], state[1][k]) if self.kind == "lstm" else state[k]
-            outs = []
-            for x_t in x.unbind(1):             # time steps, t = 0 .. T-1
-                s = cell(x_t, s)
-                outs.append(s[0] if self.kind == "lstm" else s)
-            x = torch.stack(outs, dim=1)        # (B, T, H): the next layer's input
+        for k in range(self.num_layers):
+            x, s = self.run_layer(k, x, self.layer_state(state, k))   # (B, T, H): the next layer's input
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
             finals.append(s)
@@ -304,22 +310,20 @@ class RecurrentLM(nn.Module):
         Runs the from-scratch cells (converting a torch-impl model first).
         """
         model = self if self.impl == "seqlab" else self.to_impl("seqlab")
+        rnn = model.rnn
         x = model.embed(idx.reshape(1, -1))
-        state = model.rnn.zero_state(1, x)
-        for k in range(layer + 1):
-            cell = model.rnn.cells[k]
-            s = (state[0][k], state[1][k]) if self.cell == "lstm" else state[k]
-            records, outs = [], []
-            for x_t in x.unbind(1):
-                if self.cell == "rnn":
-                    s = cell(x_t, s)
-                    rec = {"h": s}
-                else:
-                    rec = cell.gates(x_t, s)
-                    s = (rec["h"], rec["c"]) if self.cell == "lstm" else rec["h"]
-                records.append(rec)
-                outs.append(rec["h"])
-            x = torch.stack(outs, dim=1)
+        zeros = rnn.zero_state(1, x)
+        for k in range(layer):                  # the layers below only feed the traced one
+            x, _ = rnn.run_layer(k, x, rnn.layer_state(zeros, k))
+        cell, s, records = rnn.cells[layer], rnn.layer_state(zeros, layer), []
+        for x_t in x.unbind(1):
+            if self.cell == "rnn":
+                s = cell(x_t, s)
+                rec = {"h": s}
+            else:
+                rec = cell.gates(x_t, s)
+                s = (rec["h"], rec["c"]) if self.cell == "lstm" else rec["h"]
+            records.append(rec)
         return {name: torch.cat([r[name] for r in records]) for name in records[0]}
 
 
