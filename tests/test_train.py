@@ -99,6 +99,18 @@ def test_lr_factor_warmup_then_cosine_to_min_ratio():
     assert lr_factor(0, no_warmup) == 1.0 and lr_factor(9, no_warmup) == pytest.approx(0.0)
 
 
+def test_inverse_sqrt_schedule_is_the_transformer_schedule():
+    """Vaswani et al. (2017) eq. 3, divided by its peak: cfg.lr is the peak learning rate."""
+    d_model, warmup = 512, 40
+    cfg = quiet(max_steps=400, warmup_steps=warmup, schedule="inverse_sqrt")
+    paper = [d_model ** -0.5 * min(n ** -0.5, n * warmup ** -1.5) for n in range(1, 401)]
+    peak = d_model ** -0.5 * warmup ** -0.5
+    assert [lr_factor(s, cfg) for s in range(400)] == pytest.approx([p / peak for p in paper], rel=1e-12)
+    assert max(paper) == pytest.approx(peak) and paper.index(max(paper)) == warmup - 1
+    with pytest.raises(ValueError, match="schedule"):
+        train(BigramLM(), make_batcher(random_tokens()), quiet(max_steps=2, schedule="noam"))
+
+
 def test_trained_lr_history_follows_the_schedule():
     cfg = quiet(max_steps=12, lr=1e-2, warmup_steps=3, min_lr_ratio=0.2, eval_every=0, eval_batches=1)
     res = train(BigramLM(), make_batcher(random_tokens()), cfg)

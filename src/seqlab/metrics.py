@@ -1,4 +1,4 @@
-"""Units of a language model's loss: nats <-> bits <-> perplexity.
+"""Units of a language model's loss: nats <-> bits <-> perplexity; and BLEU for translation.
 
 A model's cross-entropy on held-out text is the average negative log-probability it gives
 each true next token:
@@ -58,3 +58,18 @@ def bits_per_char(nats_per_token: float, tokens: int, chars: int) -> float:
     if chars <= 0:
         raise ValueError("chars must be positive")
     return nats_per_token * tokens / (chars * LN2)
+
+
+def bleu(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus BLEU (0-100) of detokenized hypotheses against raw references, one each.
+
+    Computed by ``sacrebleu`` with its defaults (13a tokenization, cased, exponential
+    smoothing off), the way published translation results are reported, so the
+    numbers compare with papers and tutorials. BLEU is the geometric mean of 1- to
+    4-gram precisions times a brevity penalty (Papineni et al., 2002).
+    """
+    import sacrebleu                                  # imported here: only Part III needs it
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score

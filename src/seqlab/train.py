@@ -13,7 +13,7 @@ What one step does, top to bottom (the order matters, see the comments):
     loss   = cross_entropy(model(x), y)              # autocast to bf16/fp16 on CUDA only
     loss.backward()                                  # (scaled, when fp16 needs a GradScaler)
     clip the gradient norm to grad_clip              # tames exploding gradients (RNN chapter)
-    AdamW step with lr = lr * lr_factor(step)        # linear warm-up, then cosine decay
+    AdamW step with lr = lr * lr_factor(step)        # linear warm-up, then cosine (or inverse-sqrt) decay
 
 Truncated backpropagation through time (``tbptt=True``, Part II): ``get_batch`` is a
 ``seqlab.data.StreamBatcher``, whose consecutive windows continue each other, and the
@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 AMP_MODES = ("auto", "off")
+SCHEDULES = ("cosine", "inverse_sqrt")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 0
+    schedule: str = "cosine"        # after warm-up: "cosine" decay, or "inverse_sqrt" (Vaswani et al. 2017)
     min_lr_ratio: float = 0.1       # cosine decays lr to lr * min_lr_ratio at the last step
     grad_clip: float | None = 1.0   # max global grad norm; None = no clipping
     eval_every: int = 100           # also evaluates at the last step; 0 = only there
@@ -82,9 +84,18 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr for the update with 0-based index ``step``.
 
     Warm-up: (step + 1) / warmup_steps, rising linearly to 1 (never 0, so the
-    first update moves). Then half a cosine from 1 down to min_lr_ratio, which
-    the last update (step = max_steps - 1) reaches exactly.
+    first update moves). Then, with schedule="cosine", half a cosine from 1 down
+    to min_lr_ratio, which the last update (step = max_steps - 1) reaches exactly.
+
+    schedule="inverse_sqrt" is the Transformer's schedule (Vaswani et al. 2017, eq. 3),
+    lrate = d_model^-0.5 * min(n^-0.5, n * warmup^-1.5) for the n-th update (n = step + 1),
+    written relative to its peak at n = warmup, so that cfg.lr is the peak learning
+    rate: factor = min(n / warmup, sqrt(warmup / n)). (The paper's peak is
+    d_model^-0.5 * warmup^-0.5, e.g. 7e-4 for d_model = 512 and warmup = 4000.)
     """
+    if cfg.schedule == "inverse_sqrt":
+        n, w = step + 1, max(1, cfg.warmup_steps)
+        return min(n / w, math.sqrt(w / n))
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     decay_steps = max(1, cfg.max_steps - 1 - cfg.warmup_steps)
@@ -178,12 +189,19 @@ def load_checkpoint(path: str) -> dict:
 # ----------------------------------------------------------------------------- the loop
 
 def _map_state(fn, state):
-    """fn applied to every tensor of a recurrent state (tensor, tuple or list of tensors, or None)."""
-    if state is None:
-        return None
+    """fn applied to every tensor of a state or batch (nested tuples, lists and dicts of
+    tensors; None and other leaves pass through unchanged)."""
     if isinstance(state, (tuple, list)):
         return type(state)(_map_state(fn, s) for s in state)
-    return fn(state)
+    if isinstance(state, dict):
+        return {k: _map_state(fn, v) for k, v in state.items()}
+    return fn(state) if isinstance(state, torch.Tensor) else state
+
+
+def _forward(model, x):
+    """model(x), or model(*x) when the batch's input is a tuple (e.g. a translation
+    batch's (src, src_mask, tgt_in))."""
+    return model(*x) if isinstance(x, tuple) else model(x)
 
 
 def detach_state(state):
@@ -234,9 +252,9 @@ def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast,
         losses = []
         for _ in range(n_batches):
             x, y = get_batch(split)
-            x, y = x.to(device), y.to(device)
+            x, y = _map_state(lambda t: t.to(device), x), y.to(device)
             with autocast():
-                losses.append(loss_fn(model(x), y).item())
+                losses.append(loss_fn(_forward(model, x), y).item())
         out[split] = sum(losses) / len(losses)
     model.train()
     return out
@@ -248,7 +266,9 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
 
     model:      any nn.Module with model(x) -> logits (B, T, V)
                 (with cfg.tbptt: model(x, state, return_state=True) -> (logits, state))
-    get_batch:  get_batch(split) -> (x, y), split in {"train", "val"}; it should draw
+    get_batch:  get_batch(split) -> (x, y), split in {"train", "val"}; x may be a tuple of
+                tensors, then the model is called as model(*x) (translation: (src, src_mask,
+                tgt_in), see seqlab.data.TranslationBatcher); it should draw
                 its randomness from torch's global RNG, which checkpoints restore.
                 If it has state_dict()/load_state_dict() (StreamBatcher's cursors),
                 checkpoints save and restore that too. cfg.tbptt needs a StreamBatcher.
@@ -259,6 +279,8 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     """
     if cfg.max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {cfg.max_steps}")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
     if cfg.amp not in AMP_MODES:
         raise ValueError(f"unknown amp mode {cfg.amp!r}; choose one of {AMP_MODES}")
     if resume and cfg.ckpt_path is None:
@@ -335,14 +357,14 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         if cfg.tbptt and get_batch.starts_new_pass("train"):
             state = None                                # the stream starts over: so does the memory
         x, y = get_batch("train")
-        x, y = x.to(device), y.to(device)
+        x, y = _map_state(lambda t: t.to(device), x), y.to(device)
         lr = optimizer.param_groups[0]["lr"]            # the lr this update will use
         with autocast():
             if cfg.tbptt:
                 logits, state = model(x, state, return_state=True)
                 loss = loss_fn(logits, y)
             else:
-                loss = loss_fn(model(x), y)
+                loss = loss_fn(_forward(model, x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)                      # clip the true gradients, not scaled ones
