@@ -93,6 +93,18 @@ def test_bottleneck_without_attention_only_the_final_states_reach_the_decoder(at
 
 
 @pytest.mark.parametrize("attention", [False, True])
+def test_forward_equals_decode_step_by_step(attention):
+    """forward() batches the output layer over time; decode_step does one word: same logits."""
+    model = tiny(attention)
+    (src, mask, tgt_in), _ = padded_batch()
+    state, steps = model.encode(src, mask), []
+    for t in range(tgt_in.size(1)):
+        logits, state = model.decode_step(tgt_in[:, t], state)
+        steps.append(logits)
+    assert torch.allclose(model(src, mask, tgt_in), torch.stack(steps, 1), atol=1e-12)
+
+
+@pytest.mark.parametrize("attention", [False, True])
 def test_decode_step_path_equals_teacher_forcing_and_greedy_is_argmax(attention):
     model = tiny(attention)
     (src, mask, _), _ = padded_batch()

@@ -125,8 +125,8 @@ class Seq2Seq(nn.Module):
             state["keys"] = self.attention.project_keys(h)
         return state
 
-    def decode_step(self, y_prev, state: dict):
-        """One output word. y_prev: (B,) previous token ids -> (logits (B, V), new state)."""
+    def _recur(self, y_prev, state: dict):
+        """The recurrent part of a step: attend, then update the GRU. Returns (s_t, c_t, E y_{t-1}, state)."""
         s = state["s"]
         if self.attention is not None:
             c, a = self.attention(s, state["keys"], state["h"], state["src_mask"])   # attends with s_{t-1}
@@ -134,26 +134,37 @@ class Seq2Seq(nn.Module):
             c, a = state["c"], state["attn"]                   # the same vector at every step
         emb = self.drop(self.embed(y_prev))                                         # (B, E)
         s = self.cell(torch.cat([emb, c], dim=-1), s)                               # (B, H)
-        o = torch.tanh(self.pre_out(torch.cat([s, c, emb], dim=-1)))                # (B, E)
-        logits = self.out(self.drop(o))                                             # (B, V)
-        return logits, {**state, "s": s, "attn": a}
+        return s, c, emb, {**state, "s": s, "attn": a}
+
+    def _readout(self, s, c, emb):
+        """logits = W_out tanh(W_o [s_t ; c_t ; E y_{t-1}]); works on (B, .) or (B, T, .) inputs."""
+        o = torch.tanh(self.pre_out(torch.cat([s, c, emb], dim=-1)))
+        return self.out(self.drop(o))
+
+    def decode_step(self, y_prev, state: dict):
+        """One output word. y_prev: (B,) previous token ids -> (logits (B, V), new state)."""
+        s, c, emb, state = self._recur(y_prev, state)
+        return self._readout(s, c, emb), state
 
     def forward(self, src, src_mask, tgt_in, return_attention: bool = False):
         """Teacher-forced logits. src, src_mask: (B, S); tgt_in: (B, T) = <bos> y_1 .. y_{T-1}.
 
         Returns logits (B, T, V) (and the attention weights (B, T, S) if asked).
+        The same computation as calling decode_step T times, but the output layer, the
+        costliest part (V is thousands of words), runs once over all T steps.
         """
         state = self.encode(src, src_mask)
-        logits, attn = [], []
+        steps, attn = [], []
         y_prev = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
-            step_logits, state = self.decode_step(y_prev, state)
-            logits.append(step_logits)
+            s, c, emb, state = self._recur(y_prev, state)
+            steps.append((s, c, emb))
             attn.append(state["attn"])
             if t + 1 < tgt_in.size(1):
                 y_prev = tgt_in[:, t + 1]
                 if self.training and self.teacher_forcing < 1.0:   # sometimes feed the model's own guess
                     own = torch.rand(y_prev.shape, device=y_prev.device) >= self.teacher_forcing
-                    y_prev = torch.where(own, step_logits.argmax(-1), y_prev)
-        logits = torch.stack(logits, dim=1)
+                    y_prev = torch.where(own, self._readout(s, c, emb).argmax(-1), y_prev)
+        s, c, emb = (torch.stack(parts, dim=1) for parts in zip(*steps))           # (B, T, .)
+        logits = self._readout(s, c, emb)                                           # (B, T, V)
         return (logits, torch.stack(attn, dim=1)) if return_attention else logits
