@@ -50,3 +50,22 @@ def test_gate_html_colours_each_character_by_its_value():
     assert len(set(colours)) == 3                           # low, high and middle differ
     with pytest.raises(ValueError, match="one value per character"):
         viz.gate_html("ab", [0.1])
+
+
+def test_plot_attention_shows_the_weights_with_token_labels():
+    w = torch.softmax(torch.randn(3, 4), dim=-1)              # 3 output tokens over 4 source tokens
+    ax = viz.plot_attention(w, ["\u2581Ein", "\u2581Hund", ".", "<eos>"], ["\u2581A", "\u2581dog", "."], title="t")
+    assert np.array_equal(np.asarray(ax.images[0].get_array()), w.numpy().astype(float))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Ein", "Hund", ".", "<eos>"]   # "▁" stripped
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "dog", "."]
+    assert ax.images[0].get_clim() == (0.0, 1.0) and ax.get_title() == "t"
+    assert len(ax.figure.axes) == 2                          # the heatmap and its colorbar
+
+
+def test_plot_attention_refuses_labels_that_do_not_match_the_matrix():
+    with pytest.raises(ValueError, match="need 4 x_labels .* and 3 y_labels"):
+        viz.plot_attention(np.zeros((3, 4)), ["a", "b", "c"], ["x", "y", "z"])
+    with pytest.raises(ValueError, match="need 4 x_labels .* and 3 y_labels"):
+        viz.plot_attention(np.zeros((3, 4)), ["a", "b", "c", "d"], ["x", "y"])
+    with pytest.raises(ValueError, match="matrix"):
+        viz.plot_attention(np.zeros(4), ["a"] * 4, ["x"])

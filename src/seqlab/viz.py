@@ -103,3 +103,43 @@ def gate_html(text: str, values, *, vmin: float = 0.0, vmax: float = 1.0, cmap: 
                      + ("<br>" if ch == "\n" else ""))
     return ('<div style="font-family:monospace;white-space:pre-wrap;line-height:1.6;color:#111">'
             + "".join(spans) + "</div>")
+
+
+def _show_token(token: str) -> str:
+    """A token as a reader expects it: without the "▁" space mark of seqlab's tokenizers."""
+    return token.replace("\u2581", "") or token
+
+
+def plot_attention(weights, x_labels, y_labels, ax=None, title: str | None = None,
+                   cmap: str = "Greys", colorbar: bool = True):
+    """Attention (alignment) weights as a heatmap: one row per output token, one column per input token.
+
+    weights: (T_out, T_in) array or tensor, row t = where output token t looked (e.g. a
+    sentence's weights from ``seqlab.generate.greedy_decode(..., return_attention=True)``);
+    x_labels: the T_in input (source) tokens, on the x axis; y_labels: the T_out output
+    tokens, on the y axis. "▁" space marks are stripped for display. The colour scale is
+    fixed to [0, 1], the range of a softmax weight, so heatmaps compare across sentences.
+    """
+    weights = _as_array(weights)
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be a (T_out, T_in) matrix, got shape {weights.shape}")
+    T_out, T_in = weights.shape
+    if len(x_labels) != T_in or len(y_labels) != T_out:
+        raise ValueError(f"weights are (T_out, T_in) = {weights.shape}: need {T_in} x_labels (inputs) "
+                         f"and {T_out} y_labels (outputs), got {len(x_labels)} and {len(y_labels)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.32 * max(T_in, 6), 0.8 + 0.3 * max(T_out, 6)))
+    im = ax.imshow(weights, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(T_in))
+    ax.set_xticklabels([_show_token(t) for t in x_labels], rotation=60, ha="right",
+                       rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(T_out))
+    ax.set_yticklabels([_show_token(t) for t in y_labels], fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_xlabel("input (source)")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    return ax
