@@ -3,12 +3,12 @@
 Modules, one idea each:
 
 - ``seqlab.runtime``  device, seeding, budget (smoke | cpu | gpu), Colab detection, run card
-- ``seqlab.data``     named corpora with verified downloads, tokenizers, batches
-- ``seqlab.models``   one file per model family (``ngram``, ``rnn`` so far)
+- ``seqlab.data``     named corpora with verified downloads, tokenizers, batches, the Multi30k translation pipeline
+- ``seqlab.models``   one file per model family (``ngram``, ``rnn``, ``seq2seq``, ``attention``, ``transformer`` so far)
 - ``seqlab.train``    one training loop for every neural model (truncated BPTT included)
-- ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried
+- ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried; greedy and beam search for translation
 - ``seqlab.bench``    honest side-by-side timing (``python -m seqlab bench rnn``)
-- ``seqlab.metrics``  nats <-> bits per character <-> perplexity
+- ``seqlab.metrics``  nats <-> bits per character <-> perplexity; BLEU (sacrebleu)
 - ``seqlab.viz``      the plots the labs share
 """
 __version__ = "0.1.0"
