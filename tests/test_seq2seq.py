@@ -13,12 +13,7 @@ from seqlab.models.seq2seq import AdditiveAttention, Seq2Seq
 from seqlab.train import TrainConfig, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(attention=True, **kw):

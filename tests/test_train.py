@@ -16,13 +16,7 @@ from seqlab.train import TrainConfig, TrainResult, lr_factor, train
 V = 11  # vocabulary of the synthetic tasks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: intra-op threads only add overhead (and thrash on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyGRULM(nn.Module):
