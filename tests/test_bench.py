@@ -2,6 +2,7 @@
 
 Nothing here asserts how fast anything is: speed claims live in the benchmark's output.
 """
+import pytest
 import torch
 
 from seqlab import bench
@@ -16,7 +17,23 @@ def test_timeit_counts_calls_and_orders_statistics():
 
 
 def test_peak_memory_is_only_claimed_where_measured():
-    assert bench.peak_memory(lambda: torch.zeros(10), device="cpu") is None
+    assert bench.peak_memory(lambda: torch.zeros(10), device="meta") is None
+    if not bench._cpu_peak_supported():
+        assert bench.peak_memory(lambda: torch.zeros(10), device="cpu") is None
+
+
+@pytest.mark.skipif(not bench._cpu_peak_supported(), reason="CPU peak memory is measured on Linux only")
+def test_cpu_peak_memory_sees_a_known_allocation():
+    """64 MiB written and freed inside fn: the peak sees them; an idle fn needs almost nothing."""
+    def allocate():
+        x = torch.ones(16 * 2**20)                     # 16 Mi float32 = 64 MiB, every page touched
+        del x
+
+    big = bench.peak_memory(allocate, device="cpu") / 2**20
+    idle = bench.peak_memory(lambda: None, device="cpu") / 2**20
+    assert 60 < big < 100, big
+    assert idle < 4, idle
+    assert bench.peak_memory(allocate, device="cpu") / 2**20 > 60     # freed pages are not reused unseen
 
 
 def test_format_table_aligns_columns():
@@ -40,3 +57,30 @@ def test_cli_bench_rnn(capsys):
     assert main(["bench", "rnn", "--sizes", "8", "--batch", "2", "--seq-len", "4", "--repeats", "1",
                  "--device", "cpu"]) == 0
     assert "infer ratio" in capsys.readouterr().out
+
+
+def test_bench_attention_runs_and_reports_quadratic_memory(capsys):
+    rows = bench.bench_attention(lengths=(64, 256), batch_size=2, n_heads=2, d_head=8, device="cpu", repeats=1)
+    assert [r["n"] for r in rows] == [64, 256]
+    for r in rows:
+        assert r["seqlab ms"] > 0 and r["torch ms"] > 0
+        assert abs(r["time ratio"] - r["seqlab ms"] / r["torch ms"]) < 1e-9
+        assert r["n x n matrix MiB"] == 2 * 2 * r["n"] ** 2 * 4 / 2**20
+    if bench._cpu_peak_supported():
+        # seqlab stores the (B, h, n, n) weights: at n = 256 that is 1 MiB, and it needs at least that
+        assert rows[1]["seqlab MiB"] >= rows[1]["n x n matrix MiB"]
+    out = capsys.readouterr().out
+    assert "ratio = seqlab / torch" in out and "memory ratio" in out
+
+
+def test_bench_attention_backward(capsys):
+    rows = bench.bench_attention(lengths=(32,), batch_size=1, n_heads=1, d_head=4, backward=True,
+                                 device="cpu", repeats=1, print_table=False)
+    assert rows[0]["seqlab ms"] > 0 and capsys.readouterr().out == ""
+
+
+def test_cli_bench_attention(capsys):
+    assert main(["bench", "attention", "--sizes", "16,32", "--batch", "1", "--heads", "2", "--d-head", "4",
+                 "--repeats", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "attention forward" in out and "n x n matrix MiB" in out

@@ -7,7 +7,7 @@ Modules, one idea each:
 - ``seqlab.models``   one file per model family (``ngram``, ``rnn``, ``seq2seq``, ``attention``, ``transformer`` so far)
 - ``seqlab.train``    one training loop for every neural model (truncated BPTT included)
 - ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried; greedy and beam search for translation
-- ``seqlab.bench``    honest side-by-side timing (``python -m seqlab bench rnn``)
+- ``seqlab.bench``    honest side-by-side timing and memory (``python -m seqlab bench rnn|attention``)
 - ``seqlab.metrics``  nats <-> bits per character <-> perplexity; BLEU (sacrebleu)
 - ``seqlab.viz``      the plots the labs share
 """

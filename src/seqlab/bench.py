@@ -11,12 +11,16 @@ Rules every benchmark of the course follows:
 - compare implementations side by side in one run, as ratios: absolute numbers
   depend on the machine, ratios far less. Tests never assert times.
 
-``python -m seqlab bench rnn`` runs :func:`bench_rnn`.
+``python -m seqlab bench rnn`` runs :func:`bench_rnn`; ``python -m seqlab bench attention``
+runs :func:`bench_attention`.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import re
 import statistics
+import sys
 import time
 
 import torch
@@ -44,17 +48,55 @@ def timeit(fn, *, device="cpu", warmup: int = 2, repeats: int = 5) -> dict:
     return {"min": min(times), "median": statistics.median(times), "times": times}
 
 
+def _proc_status_bytes(key: str) -> int:
+    """A memory figure of this process from /proc/self/status (Linux), in bytes."""
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
+
+
+def _cpu_peak_supported() -> bool:
+    """True on Linux, where the kernel keeps a resettable high-water mark of resident memory."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        _proc_status_bytes("VmHWM")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def peak_memory(fn, *, device) -> int | None:
-    """Peak bytes allocated on a CUDA device while fn() runs; None elsewhere (not measured)."""
+    """Peak bytes that fn() needs above what was in use when it started; None where not measured.
+
+    - CUDA: the caching allocator's peak of allocated bytes (``torch.cuda.max_memory_allocated``).
+    - CPU on Linux: the kernel's high-water mark of resident memory (VmHWM), reset just before
+      fn() by writing 5 to /proc/self/clear_refs, minus the resident memory (VmRSS) at that
+      moment. Free heap memory is first returned to the system (``malloc_trim``), so that fn()
+      cannot reuse pages that are already resident and hide its allocations. It counts every
+      page fn() touches, not only tensors: small figures (under a megabyte) are noise.
+    - Elsewhere (macOS, Windows, MPS): None. The course never reports a number it did not measure.
+    """
     device = torch.device(device)
-    if device.type != "cuda":
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    if device.type != "cpu" or not _cpu_peak_supported():
         return None
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:                                  # not glibc: measure anyway, maybe an underestimate
+        pass
+    base = _proc_status_bytes("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                                 # VmHWM := VmRSS
     fn()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - base
+    return max(0, _proc_status_bytes("VmHWM") - base)
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -117,15 +159,85 @@ def bench_rnn(hidden_sizes=(64, 128, 256, 512), batch_size: int = 32, seq_len: i
     return rows
 
 
+# ----------------------------------------------------------------------------- bench attention
+
+def bench_attention(lengths=(256, 512, 1024, 2048), batch_size: int = 4, n_heads: int = 4, d_head: int = 16,
+                    causal: bool = True, backward: bool = False, device=None, repeats: int = 3,
+                    print_table: bool = True) -> list[dict]:
+    """Time and peak memory of one attention call against the sequence length n.
+
+    Two implementations of the same function, softmax(q k^T / sqrt(d) + mask) v, on q, k, v of
+    shape (batch_size, n_heads, n, d_head), float32:
+
+    - ``seqlab``: :func:`seqlab.models.attention.scaled_dot_product_attention`, which builds
+      the (n, n) score and weight matrices of every head, as the equation reads;
+    - ``torch``: ``torch.nn.functional.scaled_dot_product_attention``, which on most devices
+      runs a fused kernel (FlashAttention-style tiling) that never stores the whole matrix.
+
+    Both do O(n^2 d) work. Memory is where they differ: the first needs O(n^2) bytes per head,
+    the second O(n). Rows: n, milliseconds (fastest of ``repeats``) and peak MiB for each (see
+    :func:`peak_memory`; None where it cannot be measured), the size of one float32 (B, h, n, n)
+    matrix, and the ratios seqlab / torch. With ``backward``, a forward and backward pass.
+    """
+    import torch.nn.functional as F
+
+    from .models.attention import scaled_dot_product_attention
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    impls = {"seqlab": lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=causal)[0],
+             "torch": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal)}
+    rows = []
+    for n in lengths:
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(batch_size, n_heads, n, d_head, device=device, requires_grad=backward)
+                   for _ in range(3))
+        row = {"n": n, "n x n matrix MiB": batch_size * n_heads * n * n * 4 / 2**20}
+        for name, attend in impls.items():
+            def call():
+                if backward:
+                    attend(q, k, v).sum().backward()
+                else:
+                    with torch.no_grad():
+                        attend(q, k, v)
+
+            row[f"{name} ms"] = timeit(call, device=device, warmup=1, repeats=repeats)["min"] * 1e3
+            mem = peak_memory(call, device=device)
+            row[f"{name} MiB"] = None if mem is None else mem / 2**20
+        row["time ratio"] = row["seqlab ms"] / row["torch ms"]
+        measured = row["seqlab MiB"] is not None and row["torch MiB"]
+        row["memory ratio"] = row["seqlab MiB"] / row["torch MiB"] if measured else None
+        rows.append(row)
+    if print_table:
+        threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+        what = "forward + backward" if backward else "forward"
+        print(f"attention {what}, batch {batch_size} x {n_heads} heads x d_head {d_head}, "
+              f"{'causal' if causal else 'no mask'}, float32, {device}{threads}; time: fastest of {repeats}; "
+              f"memory: measured peak above the start; ratio = seqlab / torch")
+        table = [{c: ("n/a" if v is None else v) for c, v in r.items()} for r in rows]
+        print(format_table(table, ["n", "seqlab ms", "torch ms", "time ratio", "seqlab MiB", "torch MiB",
+                                   "memory ratio", "n x n matrix MiB"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlab bench", description="side-by-side benchmarks")
-    parser.add_argument("which", choices=["rnn"])
+    parser.add_argument("which", choices=["rnn", "attention"])
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: fastest present)")
-    parser.add_argument("--sizes", default="64,128,256,512", help="hidden sizes, comma-separated")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated; rnn: hidden sizes (default 64,128,256,512); "
+                             "attention: sequence lengths (default 256,512,1024,2048)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (rnn 32, attention 4)")
+    parser.add_argument("--seq-len", type=int, default=128, help="rnn: sequence length")
+    parser.add_argument("--heads", type=int, default=4, help="attention: number of heads")
+    parser.add_argument("--d-head", type=int, default=16, help="attention: width of each head")
+    parser.add_argument("--backward", action="store_true", help="attention: time forward + backward")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (rnn 5, attention 3)")
     args = parser.parse_args(argv)
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    bench_rnn(sizes, args.batch, args.seq_len, args.device, args.repeats)
+    if args.which == "rnn":
+        sizes = tuple(int(s) for s in (args.sizes or "64,128,256,512").split(","))
+        bench_rnn(sizes, args.batch or 32, args.seq_len, args.device, args.repeats or 5)
+    else:
+        lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048").split(","))
+        bench_attention(lengths, args.batch or 4, args.heads, args.d_head, backward=args.backward,
+                        device=args.device, repeats=args.repeats or 3)
     return 0
