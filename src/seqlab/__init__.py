@@ -3,7 +3,7 @@
 Modules, one idea each:
 
 - ``seqlab.runtime``  device, seeding, budget (smoke | cpu | gpu), Colab detection, run card
-- ``seqlab.data``     named corpora with verified downloads, tokenizers, batches, the Multi30k translation pipeline
+- ``seqlab.data``     named corpora with verified downloads, tokenizers (char, word, byte-level BPE), batches, the Multi30k translation pipeline
 - ``seqlab.models``   one file per model family (``ngram``, ``rnn``, ``seq2seq``, ``attention``, ``transformer`` so far)
 - ``seqlab.train``    one training loop for every neural model (truncated BPTT included)
 - ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried; greedy and beam search for translation
