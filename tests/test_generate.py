@@ -51,3 +51,19 @@ def test_prompt_must_be_a_batch_of_sequences():
     lm = RecurrentLM(11, "gru", hidden_size=8)
     with pytest.raises(ValueError, match=r"\(B, T\)"):
         generate(lm, torch.tensor([1, 2, 3]), 5)
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    from seqlab.generate import next_token_probs
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    # 0.5 < 0.7, 0.5 + 0.3 >= 0.7: the nucleus is the first two tokens, renormalised
+    assert torch.allclose(next_token_probs(logits, top_p=0.7), torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+    assert torch.allclose(next_token_probs(logits, top_p=0.5), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    assert torch.allclose(next_token_probs(logits, top_p=1.0), torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    g = torch.Generator().manual_seed(0)
+    draws = {sample_next(logits, 1.0, top_p=0.9, generator=g).item() for _ in range(300)}
+    assert draws == {0, 1, 2}
+    with pytest.raises(ValueError, match="top_p"):
+        next_token_probs(logits, top_p=0.0)
+    with pytest.raises(ValueError, match="top_k"):
+        next_token_probs(logits, top_k=0)

@@ -5,9 +5,12 @@
     out = beam_search(model, src, src_mask, beam_size=5)
     hyps = translate(model, data, ["Ein Hund rennt."])       # raw sentences in, sentences out
 
-A model with ``model.step(token, state) -> (logits, state)`` (the recurrent models) is
-fed one token per step and carries its state: constant memory and time per token.
-Any other model is re-run on the (cropped) context at every step.
+A model with ``model.step(token, state) -> (logits, state)`` is fed one token per step and
+carries its state: a recurrent model's hidden state (constant memory and time per token), or
+a Transformer's key-value cache (GPT). A model with a context window (``model.block_size``)
+reads only the last ``block_size`` tokens of the prompt, and once its cache is full the
+window slides: every further token is predicted from the last ``block_size`` tokens,
+recomputed. Any other model is re-run on the (cropped) context at every step.
 """
 from __future__ import annotations
 
@@ -17,54 +20,76 @@ from .train import _map_state
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one token per row from logits: (B, V) -> (B,).
 
     temperature 0 means greedy (argmax). Otherwise p = softmax(logits / temperature),
-    restricted to the top_k most likely tokens when top_k is given.
+    restricted to the top_k most likely tokens when top_k is given, then to the nucleus when
+    top_p is given: the most likely tokens whose probabilities sum to at least top_p
+    (Holtzman et al., 2020), renormalised.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(dim=-1)
+    probs = next_token_probs(logits, temperature, top_k, top_p)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> torch.Tensor:
+    """The distribution :func:`sample_next` draws from: (B, V) logits -> (B, V) probabilities."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 here (0 means greedy in sample_next), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     logits = logits.float() / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    if top_p is not None:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        before = sorted_p.cumsum(dim=-1) - sorted_p                   # mass of the more likely tokens
+        sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)         # keep tokens until top_p is reached
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
 
 
 @torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, block_size: int | None = None,
+             top_k: int | None = None, top_p: float | None = None, block_size: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Continue idx: (B, T0) by max_new_tokens sampled tokens -> (B, T0 + max_new_tokens).
 
-    block_size: the longest context a non-recurrent model accepts (the prompt is cropped
-    to its last block_size tokens); ignored for models with ``step``.
+    block_size: the longest context a model without ``step`` accepts (the prompt is cropped
+    to its last block_size tokens); models with ``step`` use their own ``block_size``, if any.
     """
     if idx.dim() != 2 or idx.size(1) < 1:
         raise ValueError(f"idx must be (B, T) with T >= 1 prompt tokens, got {tuple(idx.shape)}")
     was_training = model.training
     model.eval()
-    out = [idx]
+    seq = idx
     if hasattr(model, "step"):
-        logits, state = model(idx, return_state=True)     # read the prompt once
+        window = getattr(model, "block_size", None)                   # a KV-cached model's context window
+        logits, state = model(idx if window is None else idx[:, -window:], return_state=True)   # read the prompt once
         logits = logits[:, -1]
         for _ in range(max_new_tokens):
-            nxt = sample_next(logits, temperature, top_k, generator)
-            out.append(nxt[:, None])
-            logits, state = model.step(nxt, state)
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            if window is not None and state["pos"] >= window:         # the cache is full: slide the window
+                logits, state = model(seq[:, -window:], return_state=True)
+                logits = logits[:, -1]
+            else:
+                logits, state = model.step(nxt, state)
     else:
-        seq = idx
         for _ in range(max_new_tokens):
             context = seq if block_size is None else seq[:, -block_size:]
-            nxt = sample_next(model(context)[:, -1], temperature, top_k, generator)
+            nxt = sample_next(model(context)[:, -1], temperature, top_k, top_p, generator)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
-        out = [seq]
     model.train(was_training)
-    return torch.cat(out, dim=1)
+    return seq
 
 
 # ----------------------------------------------------------------------------- translation
