@@ -84,3 +84,33 @@ def test_cli_bench_attention(capsys):
                  "--repeats", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "attention forward" in out and "n x n matrix MiB" in out
+
+
+def test_bench_gpt_runs_on_cpu_and_claims_no_mfu(capsys):
+    rows = bench.bench_gpt(size=dict(n_layer=1, n_head=2, d_model=16, block_size=8, batch_size=2), steps=2,
+                           device="cpu", compile="off")
+    assert [r["variant"] for r in rows] == ["fp32 eager"]
+    assert rows[0]["tokens/s"] > 0 and rows[0]["MFU"] is None
+    assert abs(rows[0]["tokens/s"] - 2 * 8 / (rows[0]["ms/step"] / 1e3)) < 1e-6 * rows[0]["tokens/s"]
+    assert "MFU: n/a" in capsys.readouterr().out
+
+
+def test_peak_flops_lookup_by_gpu_name():
+    assert bench.peak_flops("cpu") is None
+    assert bench.peak_flops_for_name("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bench.peak_flops_for_name("NVIDIA A10G") == 125e12
+    assert bench.peak_flops_for_name("NVIDIA L40S") == 362e12 and bench.peak_flops_for_name("NVIDIA L4") == 121e12
+    assert bench.peak_flops_for_name("Tesla T4") == 65e12
+    assert bench.peak_flops_for_name("Some Future GPU") is None
+
+
+def test_gpt_flops_per_token_counts_six_n_plus_attention():
+    from seqlab.models.gpt import GPT, GPTConfig
+    m = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=2, n_head=2, d_model=16, bias=False))
+    N = sum(p.numel() for p in m.parameters()) - m.wpe.weight.numel() - m.wte.weight.numel()
+    assert m.flops_per_token() == 6 * N + 12 * 2 * 16 * 8
+
+
+def test_cli_bench_gpt_rejects_unknown_config():
+    with pytest.raises(ValueError, match="config must be"):
+        bench.bench_gpt(config="tpu", device="cpu")

@@ -52,8 +52,9 @@ def test_gradients_equal_hugging_face_gpt2_float64():
 def test_config_is_read_from_the_state_dict_and_shapes_are_checked():
     from transformers import GPT2Config, GPT2LMHeadModel
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=128, n_layer=2, n_head=2))
-    ours = GPT.from_hf_gpt2(hf.state_dict())
+    ours = GPT.from_hf_gpt2(hf.state_dict())                    # GPT-2's 64-wide heads by default
     assert (ours.cfg.n_layer, ours.cfg.n_head, ours.cfg.d_model, ours.cfg.block_size) == (2, 2, 128, 16)
+    assert GPT.from_hf_gpt2(hf.state_dict(), n_head=4).cfg.n_head == 4
     with pytest.raises(ValueError, match="does not fit"):
         GPT.from_hf_gpt2(hf.state_dict(), GPTConfig(vocab_size=50, block_size=32, n_layer=2, n_head=2, d_model=128))
 

@@ -12,7 +12,7 @@ Rules every benchmark of the course follows:
   depend on the machine, ratios far less. Tests never assert times.
 
 ``python -m seqlab bench rnn`` runs :func:`bench_rnn`; ``python -m seqlab bench attention``
-runs :func:`bench_attention`.
+runs :func:`bench_attention`; ``python -m seqlab bench gpt`` runs :func:`bench_gpt`.
 """
 from __future__ import annotations
 
@@ -219,9 +219,119 @@ def bench_attention(lengths=(256, 512, 1024, 2048), batch_size: int = 4, n_heads
     return rows
 
 
+# ----------------------------------------------------------------------------- bench gpt
+
+# Peak dense bf16/fp16 tensor throughput (FLOP/s) of common GPUs, from their vendors' data sheets;
+# MFU is reported only for a GPU listed here.
+PEAK_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "L4": 121e12, "T4": 65e12, "V100": 125e12,
+              "A10G": 125e12, "A10": 125e12, "L40S": 362e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+GPT_BENCH_CONFIGS = {   # nanoGPT's shakespeare_char configurations (vocabulary 65)
+    "cpu": dict(n_layer=4, n_head=4, d_model=128, block_size=64, batch_size=12),
+    "gpu": dict(n_layer=6, n_head=6, d_model=384, block_size=256, batch_size=64),
+}
+
+
+def peak_flops(device) -> float | None:
+    """The listed peak bf16 FLOP/s of a CUDA device, or None (CPU, MPS, an unlisted GPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return peak_flops_for_name(torch.cuda.get_device_name(device))
+
+
+def peak_flops_for_name(name: str) -> float | None:
+    """The listed peak for a GPU's name (e.g. "NVIDIA A100-SXM4-80GB"), longest match first."""
+    for key in sorted(PEAK_FLOPS, key=len, reverse=True):      # "A100" before "A10", "L40S" before "L4"
+        if key in name:
+            return PEAK_FLOPS[key]
+    return None
+
+
+def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str = "auto",
+              print_table: bool = True, size: dict | None = None) -> list[dict]:
+    """Training throughput of seqlab's GPT: tokens/s for each available variant, and MFU on CUDA.
+
+    config: "cpu" or "gpu" (nanoGPT's shakespeare_char sizes; "auto" picks by device), or pass
+    ``size`` (n_layer, n_head, d_model, block_size, batch_size). Each variant times ``steps``
+    full training steps (forward, backward, AdamW) on random tokens after 3 warm-up steps:
+
+    - ``fp32 eager``: always;
+    - ``bf16 eager``: autocast to bfloat16, on CUDA devices that support it;
+    - ``bf16 compiled`` / ``fp32 compiled``: ``torch.compile`` (on CUDA by default;
+      ``compile="on"`` tries it anywhere, ``"off"`` never). A variant that fails says why.
+
+    MFU (model FLOPs utilisation) = achieved FLOP/s / the GPU's listed peak, with
+    :meth:`GPT.flops_per_token`; None where the peak is unknown.
+    """
+    from .models.gpt import GPT, GPTConfig
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if size is None:
+        key = ("gpu" if device.type == "cuda" else "cpu") if config == "auto" else config
+        if key not in GPT_BENCH_CONFIGS:
+            raise ValueError(f"config must be one of {list(GPT_BENCH_CONFIGS)} or 'auto', got {config!r}")
+        size = GPT_BENCH_CONFIGS[key]
+    B, T = size["batch_size"], size["block_size"]
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_compile = compile == "on" or (compile == "auto" and device.type == "cuda")
+    variants = [("fp32 eager", False, False)]
+    if bf16:
+        variants.append(("bf16 eager", True, False))
+    if use_compile:
+        variants.append(("bf16 compiled" if bf16 else "fp32 compiled", bf16, True))
+    peak = peak_flops(device)
+    rows = []
+    for name, amp, compiled in variants:
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=65, block_size=T, n_layer=size["n_layer"], n_head=size["n_head"],
+                              d_model=size["d_model"], bias=False)).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        step_model = model
+        if compiled:
+            try:
+                step_model = torch.compile(model)
+            except Exception as err:                              # pragma: no cover (platform-dependent)
+                rows.append({"variant": name, "tokens/s": None, "ms/step": None, "MFU": None,
+                             "note": f"torch.compile unavailable: {type(err).__name__}"})
+                continue
+        x = torch.randint(0, 65, (B, T), device=device)
+        y = torch.randint(0, 65, (B, T), device=device)
+
+        def train_step():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = torch.nn.functional.cross_entropy(step_model(x).flatten(0, 1), y.flatten())
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        try:
+            t = timeit(train_step, device=device, warmup=3, repeats=steps)
+        except Exception as err:                                  # pragma: no cover (compiler missing, ...)
+            rows.append({"variant": name, "tokens/s": None, "ms/step": None, "MFU": None,
+                         "note": f"failed: {type(err).__name__}: {str(err)[:80]}"})
+            continue
+        sec = t["median"]
+        tps = B * T / sec
+        mfu = tps * model.flops_per_token() / peak if peak else None
+        rows.append({"variant": name, "tokens/s": tps, "ms/step": sec * 1e3, "MFU": mfu, "note": ""})
+    if print_table:
+        from .runtime import describe_device
+        where = describe_device(device)
+        print(f"GPT training step, {size['n_layer']} layers, {size['n_head']} heads, d {size['d_model']}, "
+              f"batch {B} x {T} tokens, {where}; median of {steps} steps after 3 warm-up steps"
+              + ("" if peak else "; MFU: n/a (no listed peak FLOP/s for this device)"))
+        table = [{"variant": r["variant"],
+                  "tokens/s": "n/a" if r["tokens/s"] is None else r["tokens/s"],
+                  "ms/step": "n/a" if r["ms/step"] is None else r["ms/step"],
+                  "MFU": "n/a" if r["MFU"] is None else f"{r['MFU']:.1%}", "note": r["note"] or "-"} for r in rows]
+        print(format_table(table, ["variant", "tokens/s", "ms/step", "MFU", "note"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlab bench", description="side-by-side benchmarks")
-    parser.add_argument("which", choices=["rnn", "attention"])
+    parser.add_argument("which", choices=["rnn", "attention", "gpt"])
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: fastest present)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated; rnn: hidden sizes (default 64,128,256,512); "
@@ -231,9 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4, help="attention: number of heads")
     parser.add_argument("--d-head", type=int, default=16, help="attention: width of each head")
     parser.add_argument("--backward", action="store_true", help="attention: time forward + backward")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs (rnn 5, attention 3)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (rnn 5, attention 3, gpt 20 steps)")
+    parser.add_argument("--config", default="auto", help="gpt: nanoGPT's 'cpu' or 'gpu' shakespeare_char size")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="gpt: torch.compile (auto: on CUDA only)")
     args = parser.parse_args(argv)
-    if args.which == "rnn":
+    if args.which == "gpt":
+        bench_gpt(args.config, args.repeats or 20, args.device, args.compile)
+    elif args.which == "rnn":
         sizes = tuple(int(s) for s in (args.sizes or "64,128,256,512").split(","))
         bench_rnn(sizes, args.batch or 32, args.seq_len, args.device, args.repeats or 5)
     else:

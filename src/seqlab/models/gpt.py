@@ -159,6 +159,18 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding else n
 
+    def flops_per_token(self, context: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward), Kaplan et al. (2020) / PaLM's estimate:
+
+            6 N             the matrix products: 2 per parameter forward, 4 backward
+          + 12 L d T        attention scores and weighted sums (2 matmuls of T x d per layer, x 6)
+
+        N = parameters without embeddings, L layers, width d, context T (default block_size).
+        """
+        T = context or self.cfg.block_size
+        N = self.num_params() - self.wte.weight.numel()
+        return 6 * N + 12 * self.cfg.n_layer * self.cfg.d_model * T
+
     def forward(self, idx: torch.Tensor, state=None, return_state: bool = False):
         """idx: (B, T) token ids -> logits (B, T, V); with return_state, also the cache.
 
@@ -188,19 +200,20 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ Hugging Face GPT-2 weights
 
     @classmethod
-    def from_hf_gpt2(cls, state_dict: dict, cfg: GPTConfig | None = None) -> "GPT":
+    def from_hf_gpt2(cls, state_dict: dict, cfg: GPTConfig | None = None, n_head: int | None = None) -> "GPT":
         """A GPT holding the weights of a Hugging Face ``GPT2LMHeadModel`` state dict.
 
         GPT-2's ``Conv1D`` layers (c_attn, c_proj, c_fc) store their weight as (in, out), the
-        transpose of ``nn.Linear``'s (out, in). The sizes are read from the state dict when
-        ``cfg`` is not given (n_head cannot be, so it must then be GPT-2's 64-wide heads).
+        transpose of ``nn.Linear``'s (out, in). Without ``cfg`` the sizes are read from the state
+        dict, except the number of heads, which no weight shape reveals: pass ``n_head``, or get
+        GPT-2's heads of width 64 (n_head = d_model / 64).
         """
         sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
         if cfg is None:
             V, D = sd["wte.weight"].shape
             n_layer = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("h."))
             cfg = GPTConfig(vocab_size=V, block_size=sd["wpe.weight"].shape[0], n_layer=n_layer,
-                            n_head=D // 64, d_model=D)
+                            n_head=n_head or D // 64, d_model=D)
         model = cls(cfg).to(sd["wte.weight"].dtype)
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
         ours = model.state_dict()
