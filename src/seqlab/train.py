@@ -22,6 +22,15 @@ state of one window is the initial state of the next, detached, so the forward p
 sees the whole past while gradients flow back at most one window. Evaluation then walks
 the first ``eval_batches`` windows of each split in order, carrying the state too.
 
+Several processes (``torchrun --nproc_per_node=N script.py``, after
+:func:`distributed_setup`): the model is wrapped in PyTorch's
+``DistributedDataParallel``, every process draws the same *global* batch from
+``get_batch`` (all seeded alike) and trains on its own 1/N of the rows; DDP
+averages the gradients, so each update equals the one-process update on the whole
+batch whenever every shard holds the same number of loss terms (language-model
+windows do). Losses are averaged over the processes; only rank 0 shows progress
+and writes checkpoints.
+
 Every ``eval_every`` steps (and at the last step) it measures the mean loss
 on ``eval_batches`` batches of each split, and it writes checkpoints
 atomically. A checkpoint holds everything the next step depends on: weights,
@@ -42,6 +51,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -186,6 +196,57 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
+# ----------------------------------------------------------------------------- several processes
+
+def distributed_setup() -> tuple[int, int, torch.device]:
+    """Join the process group that ``torchrun`` describes in the environment: (rank, world size, device).
+
+    One process per GPU with NCCL (device cuda:LOCAL_RANK), or CPU processes with gloo.
+    Outside torchrun (no WORLD_SIZE in the environment) it does nothing and returns
+    (0, 1, None). Call :func:`distributed_cleanup` at the end.
+    """
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 1, None
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def distributed_cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes): (0, 1) unless a process group is running."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard(batch, rank: int, size: int):
+    """This process's rows of a global batch: rows rank*B/size .. (rank+1)*B/size of every tensor."""
+    def rows(t):
+        if t.size(0) % size:
+            raise ValueError(f"a batch of {t.size(0)} rows cannot be split evenly over {size} processes")
+        n = t.size(0) // size
+        return t[rank * n:(rank + 1) * n]
+    return _map_state(rows, batch)
+
+
+def _mean_over_processes(value: float, size: int, device) -> float:
+    if size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.item() / size
+
+
 # ----------------------------------------------------------------------------- the loop
 
 def _map_state(fn, state):
@@ -244,6 +305,7 @@ def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast,
     with the state carried (the same windows at every evaluation).
     """
     model.eval()
+    rank, size = world()
     out = {}
     for split in ("train", "val"):
         if tbptt:
@@ -251,11 +313,11 @@ def evaluate(model, get_batch, loss_fn, n_batches: int, device, autocast,
             continue
         losses = []
         for _ in range(n_batches):
-            x, y = get_batch(split)
+            x, y = _shard(get_batch(split), rank, size)
             x, y = _map_state(lambda t: t.to(device), x), y.to(device)
             with autocast():
                 losses.append(loss_fn(_forward(model, x), y).item())
-        out[split] = sum(losses) / len(losses)
+        out[split] = _mean_over_processes(sum(losses) / len(losses), size, device)
     model.train()
     return out
 
@@ -292,6 +354,12 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     loss_fn = loss_fn or default_loss
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
+    rank, n_proc = world()
+    if n_proc > 1 and cfg.tbptt:
+        raise ValueError("tbptt=True is not supported with several processes")
+    # several processes: DDP averages the gradients of the shards during backward()
+    net = model if n_proc == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None)
 
     # Mixed precision only on CUDA: bf16 keeps fp32's exponent range and needs no
     # loss scaling, but only Ampere (compute capability 8) and newer run it natively.
@@ -335,6 +403,8 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     resumed_from = step
 
     def checkpoint():
+        if rank != 0:                                   # one writer; every process holds the same state
+            return
         save_checkpoint({
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -349,14 +419,14 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         }, cfg.ckpt_path)
 
     last = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="train")
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or rank != 0, desc="train")
     was_training = model.training
     model.train()
     tokens, t0 = 0, time.perf_counter()
     while step < last:
         if cfg.tbptt and get_batch.starts_new_pass("train"):
             state = None                                # the stream starts over: so does the memory
-        x, y = get_batch("train")
+        x, y = _shard(get_batch("train"), rank, n_proc)   # the whole batch with one process
         x, y = _map_state(lambda t: t.to(device), x), y.to(device)
         lr = optimizer.param_groups[0]["lr"]            # the lr this update will use
         with autocast():
@@ -364,7 +434,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
                 logits, state = model(x, state, return_state=True)
                 loss = loss_fn(logits, y)
             else:
-                loss = loss_fn(_forward(model, x), y)
+                loss = loss_fn(_forward(net, x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)                      # clip the true gradients, not scaled ones
@@ -376,10 +446,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         scheduler.step()
         state = detach_state(state)                     # truncate: no gradient into the previous window
         step += 1
-        tokens += y.numel()
+        tokens += y.numel() * n_proc
 
         history["step"].append(step)
-        history["train_loss"].append(loss.item())
+        history["train_loss"].append(_mean_over_processes(loss.item(), n_proc, device))
         history["lr"].append(lr)
         history["grad_norm"].append(grad_norm.item())
         bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", lr=f"{lr:.2e}", refresh=False)
@@ -390,7 +460,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
             history["eval_step"].append(step)
             history["val_loss"].append(losses["val"])
             history["eval_train_loss"].append(losses["train"])
-            if cfg.progress:                            # a line per eval stays after the bar moves on
+            if cfg.progress and rank == 0:              # a line per eval stays after the bar moves on
                 bar.write(f"step {step}: train {losses['train']:.4f}, val {losses['val']:.4f}")
         # Checkpoint after evaluating: eval draws batches from the RNG too, and the
         # saved RNG state must be the one the next training step starts from.
