@@ -98,11 +98,12 @@ class EncoderLayer(_Sublayers):
     """Self-attention over the source, then the FFN. x: (B, S, D); src_pad_mask: (B, S), True = pad."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu"):
+                 norm_first: bool = False, activation: str = "relu", layer_norm_eps: float = 1e-5):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
         self._init_ffn(d_model, d_ff, dropout, norm_first, activation)
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
         self.last_self_attention = None         # (B, h, S, S) weights of the last call, for plots
 
