@@ -4,10 +4,10 @@ Modules, one idea each:
 
 - ``seqlab.runtime``  device, seeding, budget (smoke | cpu | gpu), Colab detection, run card
 - ``seqlab.data``     named corpora with verified downloads, tokenizers (char, word, byte-level BPE), batches, the Multi30k translation pipeline
-- ``seqlab.models``   one file per model family (``ngram``, ``rnn``, ``seq2seq``, ``attention``, ``transformer`` so far)
-- ``seqlab.train``    one training loop for every neural model (truncated BPTT included)
-- ``seqlab.generate`` sampling: greedy, temperature, top-k; recurrent state carried; greedy and beam search for translation
-- ``seqlab.bench``    honest side-by-side timing and memory (``python -m seqlab bench rnn|attention``)
+- ``seqlab.models``   one file per model family (``ngram``, ``rnn``, ``seq2seq``, ``attention``, ``transformer``, ``gpt``, ``bert`` so far)
+- ``seqlab.train``    one training loop for every neural model (truncated BPTT; several processes under torchrun with DDP)
+- ``seqlab.generate`` sampling: greedy, temperature, top-k, top-p; recurrent state or KV cache carried; greedy and beam search for translation
+- ``seqlab.bench``    honest side-by-side timing and memory (``python -m seqlab bench rnn|attention|gpt``)
 - ``seqlab.metrics``  nats <-> bits per character <-> perplexity; BLEU (sacrebleu)
 - ``seqlab.viz``      the plots the labs share
 """

@@ -3,7 +3,7 @@
 ``python -m seqlab bootstrap --check``   fail if any notebook's bootstrap cell drifted from _config.yml
 ``python -m seqlab bootstrap --write``   rewrite every notebook's bootstrap cell from _config.yml
 ``python -m seqlab execute [NB ...]``    run notebooks top to bottom in place with a full budget
-``python -m seqlab bench rnn|attention`` side-by-side benchmarks (see :mod:`seqlab.bench`)
+``python -m seqlab bench rnn|attention|gpt`` side-by-side benchmarks (see :mod:`seqlab.bench`)
 
 The repository's address lives in one place, ``repository.url`` in ``_config.yml``; the
 bootstrap cell of every notebook is generated from it.
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("execute", help="run notebooks in place with a full budget")
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
-    sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench {rnn,attention} --help")
+    sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench {rnn,attention,gpt} --help")
     args = parser.parse_args(argv)
 
     root = repo_root()
