@@ -88,3 +88,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert (html / "notebooks" / "01-ngrams.html").exists()
     page = (html / "book" / "01-ngrams.html").read_text()
     assert "exercise" in page.lower()
+
+
+def test_cli_bootstrap_check_flag_as_documented(capsys):
+    """README documents `python -m seqlab bootstrap --check`; it must exist and pass."""
+    assert booktools.main(["bootstrap", "--check"]) == 0
+    assert "match" in capsys.readouterr().out
