@@ -13,3 +13,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class _WithoutStep(torch.nn.Module):
+    """The same LM without ``step``: generate() must re-run it on the whole (cropped) context."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, idx):
+        return self.lm(idx)
+
+
+@pytest.fixture
+def without_step():
+    """Wraps a language model so that generate() cannot use its state or cache: the reference."""
+    return _WithoutStep

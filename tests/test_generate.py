@@ -24,24 +24,13 @@ def test_sampling_frequencies_follow_the_softmax():
     assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.7]), atol=0.02)
 
 
-class Recompute(torch.nn.Module):
-    """The same LM without ``step``: generate() must re-run it on the whole context."""
-
-    def __init__(self, lm):
-        super().__init__()
-        self.lm = lm
-
-    def forward(self, idx):
-        return self.lm(idx)
-
-
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_recurrent_generation_equals_full_recompute(kind):
+def test_recurrent_generation_equals_full_recompute(kind, without_step):
     torch.manual_seed(0)
     lm = RecurrentLM(11, kind, hidden_size=16, num_layers=2).double()
     prompt = torch.randint(11, (3, 4))
     a = generate(lm, prompt, 20, temperature=1.0, generator=torch.Generator().manual_seed(1))
-    b = generate(Recompute(lm), prompt, 20, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    b = generate(without_step(lm), prompt, 20, temperature=1.0, generator=torch.Generator().manual_seed(1))
     assert a.shape == (3, 24) and torch.equal(a[:, :4], prompt)
     assert torch.equal(a, b)
     assert lm.training                       # generate restores the training flag

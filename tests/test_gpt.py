@@ -74,7 +74,7 @@ def test_gpt2_124m_config_has_124m_parameters():
     assert m.num_params(non_embedding=False) == 124_439_808
 
 
-def test_cached_decoding_equals_full_recompute():
+def test_cached_decoding_equals_full_recompute(without_step):
     torch.manual_seed(1)
     m = GPT(GPTConfig(vocab_size=31, block_size=24, n_layer=2, n_head=4, d_model=32)).double().eval()
     idx = torch.randint(0, 31, (2, 5))
@@ -87,15 +87,8 @@ def test_cached_decoding_equals_full_recompute():
         full = m(seq)[:, -1]
         assert (logits - full).abs().max().item() < 1e-10
     # generate() with the cache gives the same greedy tokens as generate() on a model without step
-    class NoCache(torch.nn.Module):
-        def __init__(self, lm):
-            super().__init__()
-            self.lm = lm
-
-        def forward(self, x):
-            return self.lm(x)
     cached = generate(m, idx, 15, temperature=0)
-    recomputed = generate(NoCache(m), idx, 15, temperature=0, block_size=24)
+    recomputed = generate(without_step(m), idx, 15, temperature=0, block_size=24)
     assert torch.equal(cached, recomputed)
 
 
