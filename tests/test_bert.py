@@ -1,4 +1,6 @@
 """seqlab.models.bert against Hugging Face BERT with copied weights; BERT's masking rule."""
+import math
+
 import pytest
 import torch
 
@@ -108,3 +110,17 @@ def test_mask_tokens_follows_bert_rule():
 def test_too_long_input_is_an_error():
     with pytest.raises(ValueError, match="max_len=40"):
         BertForMaskedLM(CFG)(torch.zeros(1, 41, dtype=torch.long))
+
+
+def test_sinusoidal_position_init_is_the_scaled_sin_cos_table():
+    from dataclasses import replace
+
+    cfg = replace(CFG, position_init="sinusoidal")
+    P = BertForMaskedLM(cfg).bert.position_embeddings.weight.detach().double()
+    pos = torch.arange(cfg.max_len, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, cfg.d_model, 2, dtype=torch.float64) / cfg.d_model)
+    assert torch.allclose(P[:, 0::2], 0.02 * math.sqrt(2) * torch.sin(pos * freq), atol=1e-7)
+    assert torch.allclose(P[:, 1::2], 0.02 * math.sqrt(2) * torch.cos(pos * freq), atol=1e-7)
+    assert abs(P.pow(2).mean().sqrt().item() - 0.02) < 1e-6             # BERT's scale (rms 0.02), another pattern
+    with pytest.raises(ValueError, match="position_init"):
+        BertForMaskedLM(replace(CFG, position_init="rope"))
