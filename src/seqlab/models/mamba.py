@@ -1,0 +1,188 @@
+"""Mamba: a language model built from selective state-space (S6) blocks (Part VI).
+
+    model = Mamba(MambaConfig(vocab_size=65, d_model=128, n_layer=4))
+    logits = model(idx)                                   # idx: (B, L) -> logits (B, L, V)
+    logits, state = model.step(token, state)              # one token: (B,) -> (B, V), constant memory
+    model = Mamba.from_hf(hf_model.state_dict(), cfg)     # Hugging Face MambaForCausalLM weights
+
+The model of Gu and Dao (2023). Each block is  x <- x + Mixer(RMSNorm(x)), and the mixer
+(E = expand * d_model channels, each with an N = d_state dimensional state) computes
+
+    x, z  = split(W_in u)                                  two streams of E channels
+    x     = SiLU(causal depthwise conv(x))                 a short convolution (d_conv taps)
+    Δ     = softplus(W_Δ (W_r x) + b_Δ)                    (B, L, E) step sizes     } input-dependent:
+    B, C  = W_B x,  W_C x                                  (B, L, N) each            } "selective"
+    A     = -exp(A_log)                                    (E, N), fixed per channel
+    Ā_t   = exp(Δ_t A)                                     zero-order hold for A
+    h_t   = Ā_t ⊙ h_{t-1} + (Δ_t B_t) x_t                  (B, E, N) state per channel
+    y_t   = C_t · h_t + D ⊙ x_t
+    out   = W_out (y ⊙ SiLU(z))
+
+The input term uses Δ_t B_t (Euler) rather than the exact zero-order hold for B, as the
+reference implementation does. Because Δ, B and C depend on the input, the recurrence
+cannot be a convolution (as in S4); it is computed as a scan: step by step
+(``scan="sequential"``) or as the parallel scan of :mod:`seqlab.scan`. Generation keeps
+only the last d_conv - 1 inputs of the convolution and the (E, N) state per layer, so
+each new token costs the same time and memory however long the text already is.
+
+Parameter names follow Hugging Face's ``MambaForCausalLM`` (without its "backbone."
+prefix), so :meth:`Mamba.from_hf` is a plain copy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..scan import scan_parallel, scan_sequential
+
+
+@dataclass
+class MambaConfig:
+    vocab_size: int = 50280
+    d_model: int = 768
+    n_layer: int = 24
+    d_state: int = 16               # N: state size per channel
+    expand: int = 2                 # E = expand * d_model channels inside the mixer
+    d_conv: int = 4                 # taps of the causal depthwise convolution
+    dt_rank: int | None = None      # rank of the Δ projection; None = ceil(d_model / 16)
+    conv_bias: bool = True
+    bias: bool = False              # in in_proj and out_proj
+    norm_eps: float = 1e-5
+    scan: str = "parallel"          # "parallel" or "sequential": the same numbers, different speed
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def rank(self) -> int:
+        return self.dt_rank or math.ceil(self.d_model / 16)
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight, over the last dimension."""
+
+    def __init__(self, d: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class MambaMixer(nn.Module):
+    """The selective SSM block: u (B, L, D) -> (B, L, D); ``step`` for one position at a time."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        E, N, R = cfg.d_inner, cfg.d_state, cfg.rank
+        self.cfg = cfg
+        self.in_proj = nn.Linear(cfg.d_model, 2 * E, bias=cfg.bias)                      # W_in
+        self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, padding=cfg.d_conv - 1, bias=cfg.conv_bias)
+        self.x_proj = nn.Linear(E, R + 2 * N, bias=False)                                # [W_r; W_B; W_C]
+        self.dt_proj = nn.Linear(R, E)                                                   # W_Δ, b_Δ
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # A = -1..-N
+        self.D = nn.Parameter(torch.ones(E))
+        self.out_proj = nn.Linear(E, cfg.d_model, bias=cfg.bias)                         # W_out
+        with torch.no_grad():                                   # Δ starts between 0.001 and 0.1 (Mamba's init)
+            dt = torch.exp(torch.rand(E) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))                    # softplus^-1(dt)
+
+    def ssm_inputs(self, x):
+        """x (..., E) after the convolution -> Δ (..., E), B (..., N), C (..., N)."""
+        N, R = self.cfg.d_state, self.cfg.rank
+        dt_low, B, C = self.x_proj(x).split([R, N, N], dim=-1)
+        return F.softplus(self.dt_proj(dt_low)), B, C                               # Δ = softplus(W_Δ W_r x + b_Δ)
+
+    def forward(self, u):
+        L = u.size(1)
+        x, z = self.in_proj(u).chunk(2, dim=-1)                                     # (B, L, E) each
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2))         # causal: keep the first L
+        delta, B, C = self.ssm_inputs(x)
+        A = -torch.exp(self.A_log)                                                  # (E, N)
+        A_bar = torch.exp(delta[..., None] * A)                                     # Ā_t = exp(Δ_t A): (B, L, E, N)
+        Bx = (delta * x)[..., None] * B[:, :, None, :]                              # Δ_t B_t x_t: (B, L, E, N)
+        scan = scan_parallel if self.cfg.scan == "parallel" else scan_sequential
+        h = scan(A_bar, Bx)                                                         # h_t = Ā_t h_{t-1} + Δ_t B_t x_t
+        y = (h * C[:, :, None, :]).sum(-1) + self.D * x                             # y_t = C_t · h_t + D x_t
+        return self.out_proj(y * F.silu(z))
+
+    def step(self, u, state=None):
+        """u (B, D): one position. state = (conv inputs (B, E, d_conv - 1), h (B, E, N)) or None."""
+        E, N, K = self.cfg.d_inner, self.cfg.d_state, self.cfg.d_conv
+        x, z = self.in_proj(u).chunk(2, dim=-1)                                     # (B, E) each
+        if state is None:
+            state = (u.new_zeros(u.size(0), E, K - 1), u.new_zeros(u.size(0), E, N))
+        window, h = state
+        window = torch.cat([window, x[..., None]], dim=-1)                          # the last d_conv inputs
+        x = (window * self.conv1d.weight[:, 0]).sum(-1)                             # the same taps as forward
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        delta, B, C = self.ssm_inputs(x)
+        A = -torch.exp(self.A_log)
+        h = torch.exp(delta[..., None] * A) * h + (delta * x)[..., None] * B[:, None, :]   # one step of the scan
+        y = (h * C[:, None, :]).sum(-1) + self.D * x
+        return self.out_proj(y * F.silu(z)), (window[..., 1:], h)
+
+
+class MambaBlock(nn.Module):
+    """x <- x + Mixer(RMSNorm(x))."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mixer = MambaMixer(cfg)
+
+    def forward(self, x):
+        return x + self.mixer(self.norm(x))
+
+    def step(self, x, state=None):
+        y, state = self.mixer.step(self.norm(x), state)
+        return x + y, state
+
+
+class Mamba(nn.Module):
+    """Mamba language model: ``model(idx) -> logits (B, L, V)``; ``step`` for constant-memory generation."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        if cfg.scan not in ("parallel", "sequential"):
+            raise ValueError(f"scan must be 'parallel' or 'sequential', got {cfg.scan!r}")
+        self.cfg = cfg
+        self.embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(MambaBlock(cfg) for _ in range(cfg.n_layer))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.embeddings.weight                                # weight tying
+        nn.init.normal_(self.embeddings.weight, std=0.02)
+
+    def forward(self, idx):
+        x = self.embeddings(idx)                                                    # (B, L, D)
+        for layer in self.layers:
+            x = layer(x)
+        return self.lm_head(self.norm_f(x))
+
+    def step(self, token, state=None):
+        """token (B,) -> (logits (B, V), state): one list entry per layer, the same size at every position."""
+        x = self.embeddings(token)
+        state = state or [None] * len(self.layers)
+        new = []
+        for layer, s in zip(self.layers, state):
+            x, s = layer.step(x, s)
+            new.append(s)
+        return self.lm_head(self.norm_f(x)), new
+
+    @classmethod
+    def from_hf(cls, state_dict: dict, cfg: MambaConfig) -> "Mamba":
+        """Weights of a Hugging Face ``MambaForCausalLM`` state dict (names equal after "backbone.")."""
+        model = cls(cfg).to(state_dict["backbone.embeddings.weight"].dtype)
+        ours = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+        ours.setdefault("lm_head.weight", ours["embeddings.weight"])
+        model.load_state_dict(ours)
+        return model
