@@ -4,6 +4,7 @@
     logits = model(idx)                                   # idx: (B, L) -> logits (B, L, V)
     logits, state = model.step(token, state)              # one token: (B,) -> (B, V), constant memory
     model = Mamba.from_hf(hf_model.state_dict(), cfg)     # Hugging Face MambaForCausalLM weights
+    y = ssd(x, log_a, B, C, mode="chunked")               # Mamba-2's state-space dual, see ssd()
 
 The model of Gu and Dao (2023). Each block is  x <- x + Mixer(RMSNorm(x)), and the mixer
 (E = expand * d_model channels, each with an N = d_state dimensional state) computes
@@ -186,3 +187,63 @@ class Mamba(nn.Module):
         ours.setdefault("lm_head.weight", ours["embeddings.weight"])
         model.load_state_dict(ours)
         return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Mamba-2: the state-space dual (SSD) of Dao and Gu (2024)
+# ---------------------------------------------------------------------------------------------
+
+SSD_MODES = ("sequential", "quadratic", "chunked")
+
+
+def ssd(x, log_a, B, C, mode: str = "chunked", chunk: int = 64):
+    """Mamba-2's SSM, whose decay is one scalar per head and step, in three equal forms.
+
+    x: (b, T, H, P) inputs (P channels per head); log_a: (b, T, H) log decays (<= 0, e.g. Δ_t A);
+    B, C: (b, T, H, N). Returns y: (b, T, H, P).
+
+        sequential:  h_t = a_t h_{t-1} + B_t x_t^T   (N x P per head),   y_t = C_t^T h_t
+        quadratic:   y = (L ⊙ C B^T) x,   L_ts = a_{s+1} ... a_t for s <= t, else 0
+                     -- masked attention with a decay mask instead of a softmax: the "dual"
+        chunked:     the quadratic form inside chunks of Q steps (matrix products, fast on
+                     GPUs), and the recurrence between chunks on the states at chunk ends,
+                     here by the parallel scan of seqlab.scan: work linear in T
+    """
+    if mode not in SSD_MODES:
+        raise ValueError(f"mode must be one of {SSD_MODES}, got {mode!r}")
+    b, T, H, P = x.shape
+    if mode == "sequential":
+        h = x.new_zeros(b, H, B.size(-1), P)
+        ys = []
+        for t in range(T):
+            h = log_a[:, t, :, None, None].exp() * h + B[:, t, :, :, None] * x[:, t, :, None, :]
+            ys.append((C[:, t, :, :, None] * h).sum(-2))                       # C_t^T h_t: (b, H, P)
+        return torch.stack(ys, dim=1)
+    if mode == "quadratic":
+        return _ssd_quadratic(x, log_a, B, C)
+    Q = chunk
+    pad = (-T) % Q                                                              # zero steps at the end
+    if pad:
+        x, log_a, B, C = (F.pad(t, (0,) * (2 * (t.dim() - 2)) + (0, pad)) for t in (x, log_a, B, C))
+    nc = x.size(1) // Q
+    x, log_a, B, C = (t.reshape(b, nc, Q, *t.shape[2:]) for t in (x, log_a, B, C))   # (b, nc, Q, ...)
+    y_inner = _ssd_quadratic(x.flatten(0, 1), log_a.flatten(0, 1), B.flatten(0, 1), C.flatten(0, 1))
+    cs = log_a.cumsum(2)                                                        # (b, nc, Q, H)
+    to_end = (cs[:, :, -1:] - cs).exp()                                         # a_{s+1} ... a_{Q-1}
+    own = torch.einsum("bcshn,bcsh,bcshp->bchnp", B, to_end, x)                 # each chunk's own end state
+    entering = scan_parallel(cs[:, :, -1, :, None, None].exp(), own)            # h at the end of chunk c
+    entering = torch.cat([torch.zeros_like(entering[:, :1]), entering[:, :-1]], dim=1)   # ... entering c
+    y_cross = torch.einsum("bcthn,bcth,bchnp->bcthp", C, cs.exp(), entering)    # C_t^T (a_0..a_t) h_in
+    y = y_inner.reshape_as(y_cross) + y_cross
+    return y.reshape(b, nc * Q, H, P)[:, :T]
+
+
+def _ssd_quadratic(x, log_a, B, C):
+    """y = (L ⊙ C B^T) x with L_ts = exp(Σ_{r=s+1..t} log a_r) for s <= t: (b, T, H, P)."""
+    T = x.size(1)
+    cs = log_a.cumsum(1)                                                        # (b, T, H)
+    seg = cs[:, :, None, :] - cs[:, None, :, :]                                 # (b, t, s, H)
+    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    L = seg.masked_fill(~causal[None, :, :, None], float("-inf")).exp()         # 0 above the diagonal
+    scores = torch.einsum("bthn,bshn->btsh", C, B) * L                          # (C_t · B_s) L_ts
+    return torch.einsum("btsh,bshp->bthp", scores, x)
