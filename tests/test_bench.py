@@ -114,3 +114,26 @@ def test_gpt_flops_per_token_counts_six_n_plus_attention():
 def test_cli_bench_gpt_rejects_unknown_config():
     with pytest.raises(ValueError, match="config must be"):
         bench.bench_gpt(config="tpu", device="cpu")
+
+
+def test_bench_long_context_runs_and_reads_crossovers(capsys):
+    from seqlab.bench import LONG_CONTEXT_OPS, bench_long_context, crossovers
+
+    rows = bench_long_context(lengths=(32, 64), max_sequential=32, repeats=1)
+    assert [r["L"] for r in rows] == [32, 64]
+    assert rows[1]["mamba scan, sequential ms"] is None                  # skipped above max_sequential
+    assert all(rows[0][f"{n} ms"] > 0 for n in LONG_CONTEXT_OPS)
+    out = capsys.readouterr().out
+    assert "forward + backward" in out and "attention" in out
+    fake = [{"L": L, **{f"{n} ms": t for n, t in zip(LONG_CONTEXT_OPS, times)}}
+            for L, times in ((1, (1, 5, 5, 5, 5)), (2, (4, 5, 3, 5, 5)), (4, (16, 5, 20, 5, 5)))]
+    lines = crossovers(fake)
+    assert "mamba scan, sequential: faster than attention (SDPA) from L = 4 on" in lines[0]
+    assert "mamba scan, parallel: slower" in lines[1]                  # faster at 2, slower again at 4
+
+
+def test_cli_bench_long_context(capsys):
+    from seqlab.__main__ import main
+
+    assert main(["bench", "long-context", "--sizes", "16", "--repeats", "1"]) == 0
+    assert "sequence mixers, forward + backward" in capsys.readouterr().out

@@ -12,7 +12,8 @@ Rules every benchmark of the course follows:
   depend on the machine, ratios far less. Tests never assert times.
 
 ``python -m seqlab bench rnn`` runs :func:`bench_rnn`; ``python -m seqlab bench attention``
-runs :func:`bench_attention`; ``python -m seqlab bench gpt`` runs :func:`bench_gpt`.
+runs :func:`bench_attention`; ``python -m seqlab bench gpt`` runs :func:`bench_gpt`;
+``python -m seqlab bench long-context`` runs :func:`bench_long_context`.
 """
 from __future__ import annotations
 
@@ -329,13 +330,105 @@ def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str =
     return rows
 
 
+# ----------------------------------------------------------------------------- bench long-context
+
+LONG_CONTEXT_OPS = ("attention (SDPA)", "mamba scan, sequential", "mamba scan, parallel",
+                    "hyena FFT conv", "linear attention, chunked")
+
+
+def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width: int = 64, n_heads: int = 4,
+                       d_state: int = 16, chunk: int = 64, max_sequential: int = 16384, device=None,
+                       repeats: int = 3, print_table: bool = True) -> list[dict]:
+    """Forward + backward time and peak memory of each sequence mixer against the length L.
+
+    All five mix the positions of a batch of one sequence of ``width`` channels, float32:
+
+    - ``attention (SDPA)``: ``F.scaled_dot_product_attention``, causal, n_heads heads of width / n_heads;
+    - ``mamba scan``: the selective-scan core h_t = Ā_t h_{t-1} + B̄_t x_t on (1, L, width, d_state),
+      step by step (:func:`seqlab.scan.scan_sequential`, up to ``max_sequential``) and as the
+      parallel scan (:func:`seqlab.scan.scan_parallel`);
+    - ``hyena FFT conv``: :func:`seqlab.models.hyena.fft_conv`, one filter of length L per channel;
+    - ``linear attention, chunked``: :func:`seqlab.models.linear_attention.retention` in chunks.
+
+    Rows hold L and, per mixer, milliseconds (fastest of ``repeats``) and peak MiB (None where
+    not measured or skipped). :func:`crossovers` reads off where each overtakes attention.
+    """
+    from .models.hyena import fft_conv
+    from .models.linear_attention import retention
+    from .scan import scan_parallel, scan_sequential
+    import torch.nn.functional as F
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    d_head = width // n_heads
+
+    def make(L):
+        g = torch.Generator(device="cpu").manual_seed(0)
+        new = lambda *shape: torch.randn(*shape, generator=g).to(device).requires_grad_()
+        qkv = [new(1, n_heads, L, d_head) for _ in range(3)]
+        a = torch.rand(1, L, width, d_state, generator=g).to(device).requires_grad_()        # decays in (0, 1)
+        b = new(1, L, width, d_state)
+        u, h = new(1, width, L), new(width, L)
+        return {
+            "attention (SDPA)": lambda: F.scaled_dot_product_attention(*qkv, is_causal=True),
+            "mamba scan, sequential": lambda: scan_sequential(a, b),
+            "mamba scan, parallel": lambda: scan_parallel(a, b),
+            "hyena FFT conv": lambda: fft_conv(u, h),
+            "linear attention, chunked": lambda: retention(*qkv, 1.0, mode="chunked", chunk=chunk),
+        }
+
+    rows = []
+    for L in lengths:
+        row = {"L": L}
+        for name, fn in make(L).items():
+            if name == "mamba scan, sequential" and L > max_sequential:
+                row[f"{name} ms"] = row[f"{name} MiB"] = None
+                continue
+            call = lambda: fn().sum().backward()
+            row[f"{name} ms"] = timeit(call, device=device, warmup=1, repeats=repeats)["min"] * 1e3
+            mem = peak_memory(call, device=device)
+            row[f"{name} MiB"] = None if mem is None else mem / 2**20
+        rows.append(row)
+    if print_table:
+        threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+        print(f"sequence mixers, forward + backward, 1 sequence x {width} channels (attention: {n_heads} heads; "
+              f"scan state {d_state}; chunk {chunk}), float32, {device}{threads}; fastest of {repeats}")
+        table = [{c: ("-" if v is None else v) for c, v in r.items()} for r in rows]
+        for unit in ("ms", "MiB"):
+            print(f"\n{unit}:")
+            short = {f"{n} {unit}": n.split(",")[0].replace("mamba scan", "scan").replace(" (SDPA)", "")
+                     + ("/seq" if "sequential" in n else "/par" if "parallel" in n else "") for n in LONG_CONTEXT_OPS}
+            print(format_table([{"L": r["L"], **{short[k]: r[k] for k in short}} for r in table],
+                               ["L", *short.values()]))
+        for line in crossovers(rows):
+            print(line)
+    return rows
+
+
+def crossovers(rows: list[dict], base: str = "attention (SDPA)") -> list[str]:
+    """For each mixer, the first measured L from which it is faster than ``base`` at every longer L."""
+    lines = []
+    for name in LONG_CONTEXT_OPS:
+        if name == base:
+            continue
+        pairs = [(r["L"], r[f"{name} ms"], r[f"{base} ms"]) for r in rows if r.get(f"{name} ms") is not None]
+        if not pairs:
+            continue
+        faster = [L for i, (L, t, t0) in enumerate(pairs) if all(tt < tt0 for _, tt, tt0 in pairs[i:])]
+        if faster:
+            lines.append(f"{name}: faster than {base} from L = {faster[0]:,} on (of the lengths measured)")
+        else:
+            lines.append(f"{name}: slower than {base} at the longest length measured, L = {pairs[-1][0]:,}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlab bench", description="side-by-side benchmarks")
-    parser.add_argument("which", choices=["rnn", "attention", "gpt"])
+    parser.add_argument("which", choices=["rnn", "attention", "gpt", "long-context"])
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: fastest present)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated; rnn: hidden sizes (default 64,128,256,512); "
-                             "attention: sequence lengths (default 256,512,1024,2048)")
+                             "attention: sequence lengths (default 256,512,1024,2048); "
+                             "long-context: lengths (default 256,...,16384)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (rnn 32, attention 4)")
     parser.add_argument("--seq-len", type=int, default=128, help="rnn: sequence length")
     parser.add_argument("--heads", type=int, default=4, help="attention: number of heads")
@@ -346,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                         help="gpt: torch.compile (auto: on CUDA only)")
     args = parser.parse_args(argv)
-    if args.which == "gpt":
+    if args.which == "long-context":
+        lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048,4096,8192,16384").split(","))
+        bench_long_context(lengths, device=args.device, repeats=args.repeats or 3)
+    elif args.which == "gpt":
         bench_gpt(args.config, args.repeats or 20, args.device, args.compile)
     elif args.which == "rnn":
         sizes = tuple(int(s) for s in (args.sizes or "64,128,256,512").split(","))
