@@ -137,3 +137,15 @@ def test_cli_bench_long_context(capsys):
 
     assert main(["bench", "long-context", "--sizes", "16", "--repeats", "1"]) == 0
     assert "sequence mixers, forward + backward" in capsys.readouterr().out
+
+
+def test_bench_generation_state_grows_only_for_the_kv_cache(capsys):
+    from seqlab.bench import bench_generation
+
+    rows = bench_generation(positions=(8, 32), d_model=32, n_layer=1, repeats=1)
+    gpt = [r["GPT + KV cache state MiB"] for r in rows]
+    assert gpt[1] == 4 * gpt[0]                                          # the cache is linear in the position
+    for name in ("Mamba", "RWKV-7"):
+        assert rows[0][f"{name} state MiB"] == rows[1][f"{name} state MiB"] > 0   # a fixed-size state
+        assert rows[1][f"{name} ms"] > 0
+    assert "one generated token" in capsys.readouterr().out

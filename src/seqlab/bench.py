@@ -13,7 +13,8 @@ Rules every benchmark of the course follows:
 
 ``python -m seqlab bench rnn`` runs :func:`bench_rnn`; ``python -m seqlab bench attention``
 runs :func:`bench_attention`; ``python -m seqlab bench gpt`` runs :func:`bench_gpt`;
-``python -m seqlab bench long-context`` runs :func:`bench_long_context`.
+``python -m seqlab bench long-context`` runs :func:`bench_long_context`;
+``python -m seqlab bench generation`` runs :func:`bench_generation`.
 """
 from __future__ import annotations
 
@@ -421,14 +422,78 @@ def crossovers(rows: list[dict], base: str = "attention (SDPA)") -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- bench generation
+
+def _state_bytes(state) -> int:
+    """Bytes of every tensor in a (nested) state: the KV cache or the recurrent state."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_state_bytes(v) for v in state)
+    return 0
+
+
+def bench_generation(positions=(256, 1024, 4096, 8192), d_model: int = 128, n_layer: int = 4, vocab: int = 65,
+                     device=None, repeats: int = 5, print_table: bool = True) -> list[dict]:
+    """Time of one generated token, and the size of what is kept for the next, at each position.
+
+    Three language models of the same width and depth: a GPT with a KV cache (the cache grows
+    with the position), Mamba and RWKV-7 (a fixed-size recurrent state). Each reads a random
+    prompt up to the position (GPT in one pass, the recurrent models token by token, which
+    is also how they would generate it), then the next token's ``step`` is timed. Rows:
+    position, and per model ms per token (fastest of ``repeats``) and state MiB (the bytes of
+    the cache or state tensors, counted exactly).
+    """
+    from .models.gpt import GPT, GPTConfig
+    from .models.mamba import Mamba, MambaConfig
+    from .models.rwkv import RWKV7, RWKV7Config
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(0)
+    models = {
+        "GPT + KV cache": GPT(GPTConfig(vocab_size=vocab, block_size=max(positions) + 1, n_layer=n_layer,
+                                        n_head=4, d_model=d_model)),
+        "Mamba": Mamba(MambaConfig(vocab_size=vocab, d_model=d_model, n_layer=n_layer)),
+        "RWKV-7": RWKV7(RWKV7Config(vocab_size=vocab, d_model=d_model, n_layer=n_layer, head_size=32,
+                                    d_decay=16, d_a=16, d_v=8, d_gate=32)),
+    }
+    prompt = torch.randint(vocab, (1, max(positions)), device=device)
+    rows = [{"position": P} for P in positions]
+    with torch.no_grad():
+        for name, model in models.items():
+            model.to(device).eval()
+            state, done = None, 0
+            for row in rows:
+                P = row["position"]
+                if name.startswith("GPT"):
+                    _, state = model(prompt[:, :P], return_state=True)
+                else:
+                    for t in range(done, P):                                   # read the prompt token by token
+                        _, state = model.step(prompt[:, t], state)
+                    done = P
+                token = prompt[:, P - 1]
+                row[f"{name} ms"] = timeit(lambda: model.step(token, state), device=device, warmup=1,
+                                           repeats=repeats)["min"] * 1e3
+                row[f"{name} state MiB"] = _state_bytes(state) / 2**20
+    if print_table:
+        threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+        print(f"one generated token at each position: {n_layer} layers, width {d_model}, float32, "
+              f"{device}{threads}; fastest of {repeats}")
+        print(format_table(rows, list(rows[0])))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlab bench", description="side-by-side benchmarks")
-    parser.add_argument("which", choices=["rnn", "attention", "gpt", "long-context"])
+    parser.add_argument("which", choices=["rnn", "attention", "gpt", "long-context", "generation"])
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: fastest present)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated; rnn: hidden sizes (default 64,128,256,512); "
                              "attention: sequence lengths (default 256,512,1024,2048); "
-                             "long-context: lengths (default 256,...,16384)")
+                             "long-context: lengths (default 256,...,16384); "
+                             "generation: positions (default 256,1024,4096,8192)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (rnn 32, attention 4)")
     parser.add_argument("--seq-len", type=int, default=128, help="rnn: sequence length")
     parser.add_argument("--heads", type=int, default=4, help="attention: number of heads")
@@ -439,7 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                         help="gpt: torch.compile (auto: on CUDA only)")
     args = parser.parse_args(argv)
-    if args.which == "long-context":
+    if args.which == "generation":
+        positions = tuple(int(s) for s in (args.sizes or "256,1024,4096,8192").split(","))
+        bench_generation(positions, device=args.device, repeats=args.repeats or 5)
+    elif args.which == "long-context":
         lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048,4096,8192,16384").split(","))
         bench_long_context(lengths, device=args.device, repeats=args.repeats or 3)
     elif args.which == "gpt":
