@@ -30,3 +30,19 @@ class _WithoutStep(torch.nn.Module):
 def without_step():
     """Wraps a language model so that generate() cannot use its state or cache: the reference."""
     return _WithoutStep
+
+
+def _step_through(model, idx):
+    """Feed idx (B, T) to model.step one position at a time: (logits (B, T, V), the final state)."""
+    state, steps = None, []
+    with torch.no_grad():
+        for t in range(idx.size(1)):
+            logits, state = model.step(idx[:, t], state)
+            steps.append(logits)
+    return torch.stack(steps, 1), state
+
+
+@pytest.fixture
+def step_through():
+    """The recurrent (RNN) form of a model with ``step``, to compare with its whole-sequence form."""
+    return _step_through

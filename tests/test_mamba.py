@@ -49,17 +49,13 @@ def test_gradients_equal_hugging_face_float64():
     assert worst < 1e-6, worst
 
 
-def test_step_by_step_generation_equals_the_whole_sequence():
+def test_step_by_step_generation_equals_the_whole_sequence(step_through):
     torch.manual_seed(0)
     model = Mamba(MambaConfig(**SIZES)).double().eval()
     idx = torch.randint(0, 97, (3, 25))
+    steps, state = step_through(model, idx)
     with torch.no_grad():
-        full = model(idx)
-        state, steps = None, []
-        for t in range(idx.size(1)):
-            logits, state = model.step(idx[:, t], state)
-            steps.append(logits)
-    assert (torch.stack(steps, 1) - full).abs().max() < 1e-10
+        assert (steps - model(idx)).abs().max() < 1e-10
     sizes = [tuple(s.shape) for layer in state for s in layer]
     assert sizes == [(3, 64, 3), (3, 64, 8)] * 2                     # the same size at every position
 
