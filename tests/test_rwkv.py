@@ -1,8 +1,5 @@
 """seqlab's RWKV-7 against the rwkv package (RWKV_V7_ON=1, strategy "cpu fp32", head size 64),
 loading a checkpoint that seqlab writes with the package's key names; and seqlab's two forms."""
-import os
-
-import pytest
 import torch
 
 from seqlab.models.rwkv import RWKV7, RWKV7Config

@@ -385,9 +385,9 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
                 row[f"{name} ms"] = row[f"{name} MiB"] = None
                 continue
             call = lambda: fn().sum().backward()
-            row[f"{name} ms"] = timeit(call, device=device, warmup=1, repeats=repeats)["min"] * 1e3
-            mem = peak_memory(call, device=device)
+            mem = peak_memory(call, device=device)                       # this first call is the warm-up
             row[f"{name} MiB"] = None if mem is None else mem / 2**20
+            row[f"{name} ms"] = timeit(call, device=device, warmup=0, repeats=repeats)["min"] * 1e3
         rows.append(row)
     if print_table:
         threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""

@@ -44,11 +44,12 @@ def _check(a: torch.Tensor, b: torch.Tensor) -> None:
 def scan_sequential(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
     """h_t = a_t * h_{t-1} + b_t for t = 0..T-1, one step at a time. h0: (B, ...) or None (zeros)."""
     _check(a, b)
-    a = a.expand_as(b)
     h = torch.zeros_like(b[:, 0]) if h0 is None else h0
     out = []
-    for t in range(b.size(1)):
-        h = a[:, t] * h + b[:, t]                                   # h_t = a_t h_{t-1} + b_t
+    # unbind, not a[:, t]: the backward of each a[:, t] would write into a full-size zero tensor,
+    # T times over (O(T^2) work); unbind's backward stacks the T gradients once
+    for a_t, b_t in zip(a.expand_as(b).unbind(1), b.unbind(1)):
+        h = a_t * h + b_t                                           # h_t = a_t h_{t-1} + b_t
         out.append(h)
     return torch.stack(out, dim=1)
 

@@ -28,7 +28,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 def fft_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -58,9 +58,9 @@ def retention(q, k, v, gamma=1.0, mode: str = "parallel", chunk: int = 64):
     gh = g[:, None, None]                                                  # (H, 1, 1), broadcasts over S
     if mode == "recurrent":
         out = []
-        for t in range(T):
-            S = gh * S + k[:, :, t, :, None] * v[:, :, t, None, :]          # S_t = gamma S_{t-1} + k_t v_t^T
-            out.append((q[:, :, t, None, :] @ S)[:, :, 0])                 # o_t = q_t^T S_t
+        for q_t, k_t, v_t in zip(q.unbind(2), k.unbind(2), v.unbind(2)):   # (B, H, d) each
+            S = gh * S + k_t[..., :, None] * v_t[..., None, :]              # S_t = gamma S_{t-1} + k_t v_t^T
+            out.append((q_t[..., None, :] @ S)[..., 0, :])                  # o_t = q_t^T S_t
         return torch.stack(out, dim=2)
     out = []
     for c0 in range(0, T, chunk):

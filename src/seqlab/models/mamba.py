@@ -215,9 +215,9 @@ def ssd(x, log_a, B, C, mode: str = "chunked", chunk: int = 64):
     if mode == "sequential":
         h = x.new_zeros(b, H, B.size(-1), P)
         ys = []
-        for t in range(T):
-            h = log_a[:, t, :, None, None].exp() * h + B[:, t, :, :, None] * x[:, t, :, None, :]
-            ys.append((C[:, t, :, :, None] * h).sum(-2))                       # C_t^T h_t: (b, H, P)
+        for x_t, la_t, B_t, C_t in zip(*(t.unbind(1) for t in (x, log_a, B, C))):
+            h = la_t[..., None, None].exp() * h + B_t[..., :, None] * x_t[..., None, :]   # a_t h + B_t x_t^T
+            ys.append((C_t[..., :, None] * h).sum(-2))                          # C_t^T h_t: (b, H, P)
         return torch.stack(ys, dim=1)
     if mode == "quadratic":
         return _ssd_quadratic(x, log_a, B, C)
