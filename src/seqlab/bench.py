@@ -335,6 +335,7 @@ def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str =
 
 LONG_CONTEXT_OPS = ("attention (SDPA)", "mamba scan, sequential", "mamba scan, parallel",
                     "hyena FFT conv", "linear attention, chunked")
+_SHORT = dict(zip(LONG_CONTEXT_OPS, ("attention", "scan/seq", "scan/par", "hyena FFT conv", "linear attention")))
 
 
 def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width: int = 64, n_heads: int = 4,
@@ -396,10 +397,8 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
         table = [{c: ("-" if v is None else v) for c, v in r.items()} for r in rows]
         for unit in ("ms", "MiB"):
             print(f"\n{unit}:")
-            short = {f"{n} {unit}": n.split(",")[0].replace("mamba scan", "scan").replace(" (SDPA)", "")
-                     + ("/seq" if "sequential" in n else "/par" if "parallel" in n else "") for n in LONG_CONTEXT_OPS}
-            print(format_table([{"L": r["L"], **{short[k]: r[k] for k in short}} for r in table],
-                               ["L", *short.values()]))
+            print(format_table([{"L": r["L"], **{_SHORT[n]: r[f"{n} {unit}"] for n in LONG_CONTEXT_OPS}}
+                                for r in table], ["L", *_SHORT.values()]))
         for line in crossovers(rows):
             print(line)
     return rows

@@ -76,13 +76,13 @@ class HyenaFilter(nn.Module):
         # per-channel decay rates between fast and slow, as in the paper's exponential modulation
         self.register_buffer("decay", torch.linspace(math.log(1e-2) / 1.5, math.log(1e-2) / 0.3, channels).abs(),
                              persistent=False)
-        self.register_buffer("t", torch.linspace(0, 1, max_len)[None], persistent=False)   # (1, L)
 
     def forward(self, L: int) -> torch.Tensor:
         if L > self.max_len:
             raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}")
         h = self.ffn(self.pe[:L]).T                                      # (channels, L)
-        return h * torch.exp(-self.decay[:, None] * self.t[:, :L])       # the decaying window
+        t = self.pe[:L, 0]                                               # normalised position in [0, 1]
+        return h * torch.exp(-self.decay[:, None] * t)                   # the decaying window
 
 
 class HyenaOperator(nn.Module):

@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..scan import scan_parallel, scan_sequential
+from .attention import causal_mask
 
 
 @dataclass
@@ -243,7 +244,7 @@ def _ssd_quadratic(x, log_a, B, C):
     T = x.size(1)
     cs = log_a.cumsum(1)                                                        # (b, T, H)
     seg = cs[:, :, None, :] - cs[:, None, :, :]                                 # (b, t, s, H)
-    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    causal = causal_mask(T, device=x.device)                                    # (T, T), True at s <= t
     L = seg.masked_fill(~causal[None, :, :, None], float("-inf")).exp()         # 0 above the diagonal
     scores = torch.einsum("bthn,bshn->btsh", C, B) * L                          # (C_t · B_s) L_ts
     return torch.einsum("btsh,bshp->bthp", scores, x)

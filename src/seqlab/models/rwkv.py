@@ -202,8 +202,8 @@ class RWKV7(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        for name, p in self.named_parameters():                                  # the large projections
-            if name.endswith(("receptance.weight", "key.weight", "value.weight")) and p.abs().sum() > 0:
+        for name, p in self.named_parameters():          # the large projections (ffn.value stays at zero)
+            if name.endswith(("receptance.weight", "key.weight", "value.weight")) and "ffn.value" not in name:
                 nn.init.orthogonal_(p, gain=1.0 if "att" in name else 0.5)
         nn.init.orthogonal_(self.head.weight, gain=0.5)
 
