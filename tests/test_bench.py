@@ -126,7 +126,7 @@ def test_bench_long_context_runs_and_reads_crossovers(capsys):
     out = capsys.readouterr().out
     assert "forward + backward" in out and "attention" in out
     fake = [{"L": L, **{f"{n} ms": t for n, t in zip(LONG_CONTEXT_OPS, times)}}
-            for L, times in ((1, (1, 5, 5, 5, 5)), (2, (4, 5, 3, 5, 5)), (4, (16, 5, 20, 5, 5)))]
+            for L, times in ((1, (1, 5, 5, 5, 5, 5)), (2, (4, 5, 3, 5, 5, 5)), (4, (16, 5, 20, 5, 5, 5)))]
     lines = crossovers(fake)
     assert "mamba scan, sequential: faster than attention (SDPA) from L = 4 on" in lines[0]
     assert "mamba scan, parallel: slower" in lines[1]                  # faster at 2, slower again at 4

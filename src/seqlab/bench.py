@@ -334,8 +334,9 @@ def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str =
 # ----------------------------------------------------------------------------- bench long-context
 
 LONG_CONTEXT_OPS = ("attention (SDPA)", "mamba scan, sequential", "mamba scan, parallel",
-                    "hyena FFT conv", "linear attention, chunked")
-_SHORT = dict(zip(LONG_CONTEXT_OPS, ("attention", "scan/seq", "scan/par", "hyena FFT conv", "linear attention")))
+                    "mamba-2 SSD, chunked", "hyena FFT conv", "linear attention, chunked")
+_SHORT = dict(zip(LONG_CONTEXT_OPS, ("attention", "scan/seq", "scan/par", "SSD chunked", "hyena FFT conv",
+                                     "linear attention")))
 
 
 def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width: int = 64, n_heads: int = 4,
@@ -349,6 +350,8 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
     - ``mamba scan``: the selective-scan core h_t = Ā_t h_{t-1} + B̄_t x_t on (1, L, width, d_state),
       step by step (:func:`seqlab.scan.scan_sequential`, up to ``max_sequential``) and as the
       parallel scan (:func:`seqlab.scan.scan_parallel`);
+    - ``mamba-2 SSD, chunked``: :func:`seqlab.models.mamba.ssd` (one decay per head and step, as in
+      Mamba-2) on n_heads heads of width / n_heads channels and state d_state, in chunks of ``chunk``;
     - ``hyena FFT conv``: :func:`seqlab.models.hyena.fft_conv`, one filter of length L per channel;
     - ``linear attention, chunked``: :func:`seqlab.models.linear_attention.retention` in chunks.
 
@@ -357,6 +360,7 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
     """
     from .models.hyena import fft_conv
     from .models.linear_attention import retention
+    from .models.mamba import ssd
     from .scan import scan_parallel, scan_sequential
     import torch.nn.functional as F
 
@@ -370,10 +374,13 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
         a = torch.rand(1, L, width, d_state, generator=g).to(device).requires_grad_()        # decays in (0, 1)
         b = new(1, L, width, d_state)
         u, h = new(1, width, L), new(width, L)
+        xs, Bs, Cs = new(1, L, n_heads, d_head), new(1, L, n_heads, d_state), new(1, L, n_heads, d_state)
+        log_a = (-torch.rand(1, L, n_heads, generator=g)).to(device).requires_grad_()       # log decays in (-1, 0)
         return {
             "attention (SDPA)": lambda: F.scaled_dot_product_attention(*qkv, is_causal=True),
             "mamba scan, sequential": lambda: scan_sequential(a, b),
             "mamba scan, parallel": lambda: scan_parallel(a, b),
+            "mamba-2 SSD, chunked": lambda: ssd(xs, log_a, Bs, Cs, mode="chunked", chunk=chunk),
             "hyena FFT conv": lambda: fft_conv(u, h),
             "linear attention, chunked": lambda: retention(*qkv, 1.0, mode="chunked", chunk=chunk),
         }
@@ -502,13 +509,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="auto", help="gpt: nanoGPT's 'cpu' or 'gpu' shakespeare_char size")
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                         help="gpt: torch.compile (auto: on CUDA only)")
+    parser.add_argument("--max-sequential", type=int, default=16384,
+                        help="long-context: longest L for the step-by-step scan (default 16384)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="long-context, generation: also write the rows and the device to PATH")
     args = parser.parse_args(argv)
+    rows = None
     if args.which == "generation":
         positions = tuple(int(s) for s in (args.sizes or "256,1024,4096,8192").split(","))
-        bench_generation(positions, device=args.device, repeats=args.repeats or 5)
+        rows = bench_generation(positions, device=args.device, repeats=args.repeats or 5)
     elif args.which == "long-context":
         lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048,4096,8192,16384").split(","))
-        bench_long_context(lengths, device=args.device, repeats=args.repeats or 3)
+        rows = bench_long_context(lengths, max_sequential=args.max_sequential, device=args.device,
+                                  repeats=args.repeats or 3)
     elif args.which == "gpt":
         bench_gpt(args.config, args.repeats or 20, args.device, args.compile)
     elif args.which == "rnn":
@@ -518,4 +531,21 @@ def main(argv: list[str] | None = None) -> int:
         lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048").split(","))
         bench_attention(lengths, args.batch or 4, args.heads, args.d_head, backward=args.backward,
                         device=args.device, repeats=args.repeats or 3)
+    if args.json and rows is not None:
+        save_results(args.json, args.which, rows, args.device)
     return 0
+
+
+def save_results(path, which: str, rows: list[dict], device=None) -> None:
+    """Write a benchmark's rows with the device, torch version and date, for a lab to plot later."""
+    import datetime
+    import json
+
+    from .runtime import describe_device
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    record = {"benchmark": which, "device": describe_device(device), "torch": torch.__version__,
+              "threads": torch.get_num_threads() if device.type == "cpu" else None,
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "rows": rows}
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
