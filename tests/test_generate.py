@@ -36,6 +36,21 @@ def test_recurrent_generation_equals_full_recompute(kind, without_step):
     assert lm.training                       # generate restores the training flag
 
 
+@pytest.mark.parametrize("kind", ["mamba", "rwkv7"])
+def test_models_that_read_the_prompt_step_by_step_generate_like_full_recompute(kind, without_step):
+    from seqlab.models.mamba import Mamba, MambaConfig
+    from seqlab.models.rwkv import RWKV7, RWKV7Config
+
+    torch.manual_seed(0)
+    lm = (Mamba(MambaConfig(vocab_size=11, d_model=16, n_layer=2, d_state=4)) if kind == "mamba" else
+          RWKV7(RWKV7Config(vocab_size=11, d_model=32, n_layer=2, head_size=16, d_decay=8, d_a=8, d_v=8,
+                            d_gate=8))).double()
+    prompt = torch.randint(11, (2, 5))
+    a = generate(lm, prompt, 12, generator=torch.Generator().manual_seed(1))
+    b = generate(without_step(lm), prompt, 12, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (2, 17) and torch.equal(a, b)
+
+
 def test_prompt_must_be_a_batch_of_sequences():
     lm = RecurrentLM(11, "gru", hidden_size=8)
     with pytest.raises(ValueError, match=r"\(B, T\)"):

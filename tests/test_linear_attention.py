@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from seqlab.models.linear_attention import linear_attention, retention
+from seqlab.models.linear_attention import MultiScaleRetention, linear_attention, retention
 
 
 def _qkv(T=45, seed=0, dk=5, dv=7):
@@ -56,3 +56,17 @@ def test_unknown_mode_is_an_error():
     q, k, v = _qkv(T=4)
     with pytest.raises(ValueError, match="mode"):
         retention(q, k, v, mode="fft")
+
+
+def test_multi_scale_retention_is_causal_and_its_modes_agree():
+    torch.manual_seed(0)
+    msr = MultiScaleRetention(24, n_heads=3).double()
+    x = torch.randn(2, 50, 24, dtype=torch.float64, requires_grad=True)
+    y = msr(x)
+    msr.mode, msr.chunk = "chunked", 16
+    assert (msr(x) - y).abs().max() < 1e-10
+    assert msr.gamma.tolist() == [1 - 2 ** -5, 1 - 2 ** -6, 1 - 2 ** -7]
+    y[:, 20].sum().backward()                                     # position 20 sees only positions <= 20
+    assert x.grad[:, 21:].abs().max() == 0 and x.grad[:, :21].abs().max() > 0
+    with pytest.raises(ValueError, match="divisible"):
+        MultiScaleRetention(10, n_heads=3)

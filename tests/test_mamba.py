@@ -49,9 +49,10 @@ def test_gradients_equal_hugging_face_float64():
     assert worst < 1e-6, worst
 
 
-def test_step_by_step_generation_equals_the_whole_sequence(step_through):
+@pytest.mark.parametrize("selective", [True, False])
+def test_step_by_step_generation_equals_the_whole_sequence(step_through, selective):
     torch.manual_seed(0)
-    model = Mamba(MambaConfig(**SIZES)).double().eval()
+    model = Mamba(MambaConfig(**SIZES, selective=selective)).double().eval()
     idx = torch.randint(0, 97, (3, 25))
     steps, state = step_through(model, idx)
     with torch.no_grad():
@@ -63,3 +64,16 @@ def test_step_by_step_generation_equals_the_whole_sequence(step_through):
 def test_unknown_scan_is_an_error():
     with pytest.raises(ValueError, match="scan"):
         Mamba(MambaConfig(**SIZES, scan="fft"))
+
+
+def test_a_time_invariant_ssm_ignores_the_content_in_its_decay():
+    """selective=False: Δ, B and C do not depend on the input, so the SSM is a fixed convolution."""
+    torch.manual_seed(0)
+    lti = Mamba(MambaConfig(**SIZES, selective=False)).double()
+    mixer = lti.layers[0].mixer
+    x1, x2 = torch.randn(2, 5, mixer.cfg.d_inner, dtype=torch.float64).unbind(0)
+    for a, b in zip(mixer.ssm_inputs(x1), mixer.ssm_inputs(x2)):
+        assert torch.equal(a, b)
+    assert not hasattr(mixer, "x_proj")
+    sel = Mamba(MambaConfig(**SIZES)).double().layers[0].mixer
+    assert not torch.equal(sel.ssm_inputs(x1)[0], sel.ssm_inputs(x2)[0])

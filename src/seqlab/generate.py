@@ -14,6 +14,8 @@ recomputed. Any other model is re-run on the (cropped) context at every step.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .train import _map_state
@@ -73,8 +75,13 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     seq = idx
     if hasattr(model, "step"):
         window = getattr(model, "block_size", None)                   # a KV-cached model's context window
-        logits, state = model(idx if window is None else idx[:, -window:], return_state=True)   # read the prompt once
-        logits = logits[:, -1]
+        if "return_state" in inspect.signature(model.forward).parameters:
+            logits, state = model(idx if window is None else idx[:, -window:], return_state=True)   # read the prompt once
+            logits = logits[:, -1]
+        else:                                                         # (Mamba, RWKV-7) read it step by step
+            state = None
+            for t in range(idx.size(1)):
+                logits, state = model.step(idx[:, t], state)
         for _ in range(max_new_tokens):
             nxt = sample_next(logits, temperature, top_k, top_p, generator)
             seq = torch.cat([seq, nxt[:, None]], dim=1)

@@ -27,7 +27,10 @@ of size C). RetNet's rotation of q and k (xPos) and its group norm are left out 
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 MODES = ("parallel", "recurrent", "chunked")
@@ -86,3 +89,36 @@ def linear_attention(q, k, v, mode: str = "parallel", chunk: int = 64, eps: floa
     ones = v.new_ones(*v.shape[:-1], 1)
     both = retention(fq, fk, torch.cat([v, ones], dim=-1), 1.0, mode, chunk)   # numerator and z together
     return both[..., :-1] / (both[..., -1:] + eps)
+
+
+class MultiScaleRetention(nn.Module):
+    """RetNet's token mixer (Sun et al., 2023, sec. 2.2), without xPos: (B, T, D) -> (B, T, D).
+
+        q, k, v = X W_Q, X W_K / sqrt(d_k), X W_V         split into H heads
+        head_h  = Retention(q_h, k_h, v_h; gamma_h)       gamma_h = 1 - 2^(-5 - h): each head its own memory span
+        Y       = GroupNorm_H(concat_h head_h)            normalise each head
+        out     = (swish(X W_G) ⊙ Y) W_O                  a gate computed from the input
+
+    mode: "parallel" for training on short windows, "chunked" for long ones; the same numbers.
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 4, mode: str = "parallel", chunk: int = 64):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads, self.mode, self.chunk = n_heads, mode, chunk
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)                 # W_Q, W_K, W_V
+        self.gate = nn.Linear(d_model, d_model, bias=False)                    # W_G
+        self.out = nn.Linear(d_model, d_model, bias=False)                     # W_O
+        self.norm = nn.GroupNorm(n_heads, d_model)
+        self.register_buffer("gamma", 1 - 2.0 ** (-5 - torch.arange(n_heads, dtype=torch.float32)),
+                             persistent=False)                                 # 0.969, 0.984, 0.992, ...
+
+    def forward(self, x):
+        B, T, D = x.shape
+        H = self.n_heads
+        q, k, v = (t.view(B, T, H, D // H).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        k = k / math.sqrt(D // H)
+        y = retention(q, k, v, self.gamma.to(x.dtype), mode=self.mode, chunk=self.chunk)   # (B, H, T, d)
+        y = self.norm(y.transpose(1, 2).reshape(B * T, D)).view(B, T, D)       # GroupNorm over each head
+        return self.out(F.silu(self.gate(x)) * y)

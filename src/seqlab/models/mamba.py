@@ -55,6 +55,8 @@ class MambaConfig:
     bias: bool = False              # in in_proj and out_proj
     norm_eps: float = 1e-5
     scan: str = "parallel"          # "parallel" or "sequential": the same numbers, different speed
+    selective: bool = True          # False: Δ, B, C are learned constants, not functions of the input
+                                    # (a linear time-invariant SSM, as in S4: the Mamba paper's ablation)
 
     @property
     def d_inner(self) -> int:
@@ -86,7 +88,11 @@ class MambaMixer(nn.Module):
         self.cfg = cfg
         self.in_proj = nn.Linear(cfg.d_model, 2 * E, bias=cfg.bias)                      # W_in
         self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, padding=cfg.d_conv - 1, bias=cfg.conv_bias)
-        self.x_proj = nn.Linear(E, R + 2 * N, bias=False)                                # [W_r; W_B; W_C]
+        if cfg.selective:
+            self.x_proj = nn.Linear(E, R + 2 * N, bias=False)                            # [W_r; W_B; W_C]
+        else:                                                   # S4-style: one B and C per channel, fixed
+            self.B = nn.Parameter(torch.randn(E, N) / math.sqrt(N))
+            self.C = nn.Parameter(torch.randn(E, N) / math.sqrt(N))
         self.dt_proj = nn.Linear(R, E)                                                   # W_Δ, b_Δ
         self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # A = -1..-N
         self.D = nn.Parameter(torch.ones(E))
@@ -96,10 +102,15 @@ class MambaMixer(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))                    # softplus^-1(dt)
 
     def ssm_inputs(self, x):
-        """x (..., E) after the convolution -> Δ (..., E), B (..., N), C (..., N)."""
+        """x (..., E) after the convolution -> Δ (..., E), B (..., 1, N), C (..., 1, N).
+
+        Not selective: Δ = softplus(b_Δ) (..., E), and B, C (E, N) the same at every position.
+        """
         N, R = self.cfg.d_state, self.cfg.rank
+        if not self.cfg.selective:
+            return F.softplus(self.dt_proj.bias).expand_as(x), self.B, self.C
         dt_low, B, C = self.x_proj(x).split([R, N, N], dim=-1)
-        return F.softplus(self.dt_proj(dt_low)), B, C                               # Δ = softplus(W_Δ W_r x + b_Δ)
+        return F.softplus(self.dt_proj(dt_low)), B[..., None, :], C[..., None, :]  # Δ = softplus(W_Δ W_r x + b_Δ)
 
     def forward(self, u):
         L = u.size(1)
@@ -108,10 +119,10 @@ class MambaMixer(nn.Module):
         delta, B, C = self.ssm_inputs(x)
         A = -torch.exp(self.A_log)                                                  # (E, N)
         A_bar = torch.exp(delta[..., None] * A)                                     # Ā_t = exp(Δ_t A): (B, L, E, N)
-        Bx = (delta * x)[..., None] * B[:, :, None, :]                              # Δ_t B_t x_t: (B, L, E, N)
+        Bx = (delta * x)[..., None] * B                                             # Δ_t B_t x_t: (B, L, E, N)
         scan = scan_parallel if self.cfg.scan == "parallel" else scan_sequential
         h = scan(A_bar, Bx)                                                         # h_t = Ā_t h_{t-1} + Δ_t B_t x_t
-        y = (h * C[:, :, None, :]).sum(-1) + self.D * x                             # y_t = C_t · h_t + D x_t
+        y = (h * C).sum(-1) + self.D * x                                            # y_t = C_t · h_t + D x_t
         return self.out_proj(y * F.silu(z))
 
     def step(self, u, state=None):
@@ -128,8 +139,8 @@ class MambaMixer(nn.Module):
         x = F.silu(x)
         delta, B, C = self.ssm_inputs(x)
         A = -torch.exp(self.A_log)
-        h = torch.exp(delta[..., None] * A) * h + (delta * x)[..., None] * B[:, None, :]   # one step of the scan
-        y = (h * C[:, None, :]).sum(-1) + self.D * x
+        h = torch.exp(delta[..., None] * A) * h + (delta * x)[..., None] * B        # one step of the scan
+        y = (h * C).sum(-1) + self.D * x
         return self.out_proj(y * F.silu(z)), (window[..., 1:], h)
 
 
