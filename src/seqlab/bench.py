@@ -357,6 +357,9 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
 
     Rows hold L and, per mixer, milliseconds (fastest of ``repeats``) and peak MiB (None where
     not measured or skipped). :func:`crossovers` reads off where each overtakes attention.
+    The memory call is also each mixer's warm-up, so the first (shortest) row's memory can
+    include one-time allocations (e.g. a library's workspace on first use); read the trend
+    from the longer rows.
     """
     from .models.hyena import fft_conv
     from .models.linear_attention import retention
