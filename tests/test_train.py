@@ -126,6 +126,17 @@ def test_weight_decay_only_on_matrices():
     assert len(plain["params"]) > 0  # the GRU and head biases
 
 
+def test_parameters_marked_no_weight_decay_are_not_decayed():
+    from seqlab.models.mamba import Mamba, MambaConfig
+
+    model = Mamba(MambaConfig(vocab_size=11, d_model=8, n_layer=2, d_state=4)).double()   # survives .double()
+    decayed, plain = T.make_optimizer(model, quiet(max_steps=1)).param_groups
+    marked = [m.mixer.A_log for m in model.layers] + [m.mixer.D for m in model.layers]
+    assert all(any(p is q for q in plain["params"]) for p in marked)
+    assert not any(any(p is q for q in decayed["params"]) for p in marked)
+    assert any(p is model.layers[0].mixer.in_proj.weight for p in decayed["params"])
+
+
 def test_grad_clip_bounds_the_norm_the_optimizer_sees():
     seen = []
 

@@ -118,12 +118,16 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     """AdamW that decays only matrices (dim >= 2: weights, embeddings), as nanoGPT does.
 
     Biases and norm gains are few and shift or scale activations; pulling them
-    to zero only hurts, so they get weight_decay = 0.
+    to zero only hurts, so they get weight_decay = 0. So does any parameter a model
+    marks with ``p._no_weight_decay = True``, the convention of the Mamba reference
+    code, whose A_log matrix holds decay rates, not weights: pulling log-rates to zero
+    would pull every rate to 1.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    decay = lambda p: p.dim() >= 2 and not getattr(p, "_no_weight_decay", False)
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if decay(p)], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if not decay(p)], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 

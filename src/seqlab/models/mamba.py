@@ -96,6 +96,7 @@ class MambaMixer(nn.Module):
         self.dt_proj = nn.Linear(R, E)                                                   # W_Δ, b_Δ
         self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # A = -1..-N
         self.D = nn.Parameter(torch.ones(E))
+        self.A_log._no_weight_decay = self.D._no_weight_decay = True         # as the reference code trains them
         self.out_proj = nn.Linear(E, cfg.d_model, bias=cfg.bias)                         # W_out
         with torch.no_grad():                                   # Δ starts between 0.001 and 0.1 (Mamba's init)
             dt = torch.exp(torch.rand(E) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
