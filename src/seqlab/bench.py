@@ -28,6 +28,11 @@ import time
 import torch
 
 
+def _device(device=None) -> torch.device:
+    """The device asked for, or CUDA when present, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def synchronize(device) -> None:
     device = torch.device(device)
     if device.type == "cuda":
@@ -129,7 +134,7 @@ def bench_rnn(hidden_sizes=(64, 128, 256, 512), batch_size: int = 32, seq_len: i
     """
     from .models.rnn import LSTM
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     rows = []
     for H in hidden_sizes:
         torch.manual_seed(0)
@@ -185,7 +190,7 @@ def bench_attention(lengths=(256, 512, 1024, 2048), batch_size: int = 4, n_heads
 
     from .models.attention import scaled_dot_product_attention
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     impls = {"seqlab": lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=causal)[0],
              "torch": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal)}
     rows = []
@@ -268,7 +273,7 @@ def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str =
     """
     from .models.gpt import GPT, GPTConfig
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     if size is None:
         key = ("gpu" if device.type == "cuda" else "cpu") if config == "auto" else config
         if key not in GPT_BENCH_CONFIGS:
@@ -367,7 +372,7 @@ def bench_long_context(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), width:
     from .scan import scan_parallel, scan_sequential
     import torch.nn.functional as F
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     d_head = width // n_heads
 
     def make(L):
@@ -459,7 +464,7 @@ def bench_generation(positions=(256, 1024, 4096, 8192), d_model: int = 128, n_la
     from .models.mamba import Mamba, MambaConfig
     from .models.rwkv import RWKV7, RWKV7Config
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     torch.manual_seed(0)
     models = {
         "GPT + KV cache": GPT(GPTConfig(vocab_size=vocab, block_size=max(positions) + 1, n_layer=n_layer,
@@ -546,7 +551,7 @@ def save_results(path, which: str, rows: list[dict], device=None) -> None:
 
     from .runtime import describe_device
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     record = {"benchmark": which, "device": describe_device(device), "torch": torch.__version__,
               "threads": torch.get_num_threads() if device.type == "cpu" else None,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "rows": rows}

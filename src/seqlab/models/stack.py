@@ -10,7 +10,7 @@ nothing else:
 
     x_0   = Embed(idx)                                     (B, T, D)
     x    <- x + Mixer(LN(x))                               mixes positions (causally)
-    x    <- x + MLP(LN(x))                                 per position, hidden width 4 D
+    x    <- x + MLP(LN(x))                                 per position: GPT's MLP, hidden width 4 D
     logits = LN(x) Embed^T                                 tied input and output embeddings
 
 ``mixer`` is a function that returns a new module (B, T, D) -> (B, T, D) for each layer.
@@ -24,17 +24,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .gpt import MLP, GPTConfig
+
 
 class MixerBlock(nn.Module):
     """x <- x + Mixer(LN(x));  x <- x + MLP(LN(x))."""
 
-    def __init__(self, d_model: int, mixer: nn.Module, mlp_ratio: int = 4):
+    def __init__(self, d_model: int, mixer: nn.Module):
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
         self.mixer = mixer
         self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(approximate="tanh"),
-                                 nn.Linear(mlp_ratio * d_model, d_model))
+        self.mlp = MLP(GPTConfig(d_model=d_model))                          # W_proj GELU(W_fc z + b_fc) + b_proj
 
     def forward(self, x):
         x = x + self.mixer(self.ln_1(x))
@@ -44,11 +45,10 @@ class MixerBlock(nn.Module):
 class MixerLM(nn.Module):
     """Embedding, n_layer MixerBlocks, final LayerNorm, tied output head: idx (B, T) -> logits (B, T, V)."""
 
-    def __init__(self, vocab_size: int, d_model: int, n_layer: int, mixer: Callable[[], nn.Module],
-                 mlp_ratio: int = 4):
+    def __init__(self, vocab_size: int, d_model: int, n_layer: int, mixer: Callable[[], nn.Module]):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
-        self.blocks = nn.ModuleList(MixerBlock(d_model, mixer(), mlp_ratio) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(MixerBlock(d_model, mixer()) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(d_model)
         nn.init.normal_(self.embed.weight, std=0.02)
 
