@@ -331,7 +331,9 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     """Train ``model`` for cfg.max_steps AdamW steps on batches from ``get_batch``.
 
     model:      any nn.Module with model(x) -> logits (B, T, V)
-                (with cfg.tbptt: model(x, state, return_state=True) -> (logits, state))
+                (with cfg.tbptt: model(x, state, return_state=True) -> (logits, state));
+                if it has extra_loss() (-> scalar or None), that is added to the loss it is
+                trained on; if it has after_step(), that is called after each update
     get_batch:  get_batch(split) -> (x, y), split in {"train", "val"}; x may be a tuple of
                 tensors, then the model is called as model(*x) (translation: (src, src_mask,
                 tgt_in), see seqlab.data.TranslationBatcher); it should draw
@@ -439,8 +441,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
                 loss = loss_fn(logits, y)
             else:
                 loss = loss_fn(_forward(net, x), y)
+            # a model may add a term of its own (an MoE's load-balance loss); the history logs the LM loss
+            extra = model.extra_loss() if hasattr(model, "extra_loss") else None
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss if extra is None else loss + extra).backward()
         scaler.unscale_(optimizer)                      # clip the true gradients, not scaled ones
         # clip_grad_norm_ returns the norm before clipping; max_norm=inf only measures it.
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
@@ -448,6 +452,8 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         scaler.step(optimizer)                          # skips the step if fp16 grads overflowed
         scaler.update()
         scheduler.step()
+        if hasattr(model, "after_step"):                # e.g. an MoE's balancing biases move toward balance
+            model.after_step()
         state = detach_state(state)                     # truncate: no gradient into the previous window
         step += 1
         tokens += y.numel() * n_proc
