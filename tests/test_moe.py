@@ -227,6 +227,18 @@ def test_moe_gpt_trains_with_the_shared_loop_and_caches():
     assert (cached - full[:, 3:]).abs().max() < 1e-5
 
 
+def test_mixed_precision_routes_in_float32():
+    torch.manual_seed(0)
+    moe = MoE(MoEConfig(d_model=D, d_expert=I, n_routed=E, top_k=2)).train()
+    x = torch.randn(4, 9, D, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = moe(x)
+        experts, _ = moe.route(x)
+    y.float().sum().backward()                                    # runs, and reaches the router
+    assert moe.gate.weight.grad is not None and torch.isfinite(x.grad).all()
+    assert torch.equal(experts, moe.route(x)[0])                  # the choices of full precision
+
+
 @pytest.mark.parametrize("bad", [dict(router="relu"), dict(balance="loss"), dict(n_routed=0, n_shared=0),
                                  dict(n_routed=6, n_group=4), dict(top_k=9), dict(n_group=4, topk_group=1, top_k=3)])
 def test_bad_configs_are_refused(bad):

@@ -125,7 +125,10 @@ class Router(nn.Module):
 
     def forward(self, u: torch.Tensor):
         c = self.cfg
-        logits = u @ self.weight.T                                             # (N, E)  u_t . e_i
+        # route in float32 at least, as DeepSeek-V3 does: in bfloat16 (mixed precision) many scores tie
+        dtype = torch.promote_types(u.dtype, torch.float32)
+        with torch.autocast(u.device.type, enabled=False):
+            logits = u.to(dtype) @ self.weight.to(dtype).T                     # (N, E)  u_t . e_i
         if c.router == "sigmoid":
             probs = torch.sigmoid(logits)                                      # s_{i,t}
         else:
@@ -172,7 +175,7 @@ class MoE(nn.Module):
         for i, expert in enumerate(self.experts):                              # each expert sees its tokens only
             token, slot = torch.where(experts == i)
             if token.numel():
-                y = y.index_add(0, token, g[token, slot, None] * expert(u[token]))
+                y = y.index_add(0, token, (g[token, slot, None] * expert(u[token])).to(y.dtype))
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
