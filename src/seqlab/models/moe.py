@@ -171,12 +171,14 @@ class MoE(nn.Module):
 
     def routed(self, u: torch.Tensor, g: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """sum_i g_{i,t} FFN_i(u_t) over the chosen experts: u (N, D), g and experts (N, K) -> (N, D)."""
-        y = torch.zeros_like(u)
-        for i, expert in enumerate(self.experts):                              # each expert sees its tokens only
-            token, slot = torch.where(experts == i)
-            if token.numel():
-                y = y.index_add(0, token, (g[token, slot, None] * expert(u[token])).to(y.dtype))
-        return y
+        K = experts.size(1)
+        order = experts.flatten().argsort()                                    # the N K (token, slot) pairs,
+        sizes = torch.bincount(experts.flatten(), minlength=len(self.experts)).tolist()   # grouped by expert
+        token = order // K                                                     # which token each pair is
+        batches = u[token].split(sizes)                                        # expert i's tokens only
+        out = torch.cat([expert(b) for expert, b in zip(self.experts, batches)])   # FFN_i(u_t), (N K, D)
+        weighted = g.flatten()[order, None] * out                              # g_{i,t} FFN_i(u_t)
+        return torch.zeros_like(u).index_add(0, token, weighted.to(u.dtype))   # summed per token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = x.reshape(-1, x.size(-1))                                          # (N, D) tokens
