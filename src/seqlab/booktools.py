@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:                       # its own options: see seqlab.bench.main
         from .bench import main as bench_main
         return bench_main(argv[1:])
+    if argv[:1] == ["leaderboard"]:                 # its own options: see seqlab.leaderboard.main
+        from .leaderboard import main as leaderboard_main
+        return leaderboard_main(argv[1:])
 
     parser = argparse.ArgumentParser(prog="python -m seqlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
     sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench {rnn,attention,gpt} --help")
+    sub.add_parser("leaderboard", help="every language model on one benchmark: python -m seqlab leaderboard --help")
     args = parser.parse_args(argv)
 
     root = repo_root()
