@@ -14,7 +14,9 @@ The benchmark is tiny Shakespeare as characters (nanoGPT's 90/10 split). For eve
 2. **Learning rate.** Each family gets one rate, chosen by a sweep that this command runs and
    records: at the small size, every rate of the budget's grid trains for ``sweep_steps`` on
    the first 95% of the training split and is scored on the held-out last 5% (the *dev*
-   slice). The validation split is never used to choose anything.
+   slice). When the best rate is the grid's largest (or smallest), the sweep tries the next
+   rung of :data:`LADDER` beyond it, up to :data:`MAX_EXTENSIONS` times, so a family is not
+   held at the edge of the grid. The validation split is never used to choose anything.
 3. **Training.** Both sizes train for ``steps`` on the whole training split with the family's
    rate, the same batches (same seed) and the same schedule (charlm's: AdamW, 100 warm-up steps,
    cosine to a tenth, beta_2 0.99, weight decay 0.1, gradients clipped to norm 1): the same
@@ -55,6 +57,8 @@ BUDGETS = {
                 sweep_steps=1000, lrs=(3e-4, 1e-3, 3e-3, 1e-2), ngram_orders=(2, 3, 4, 5, 6, 7, 8, 9, 10),
                 gen_tokens=200, val_windows=None),
 }
+LADDER = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)   # the rates a sweep may try; a budget's grid is a run of them
+MAX_EXTENSIONS = 2       # rungs a sweep may add past the grid's edge when the best rate sits on it
 DEV_FRACTION = 0.05      # the tail of the training split that the sweeps score on
 SEED = 1337
 
@@ -261,11 +265,42 @@ def _ngram(data, cfg, log) -> tuple[dict, list[dict]]:
     return row, sweep
 
 
+def train_row(fam: Family, data, cfg: dict, width: int, lr: float, device, progress: bool = False,
+              prompt: torch.Tensor | None = None) -> dict:
+    """Step 3 and 4 for one family at one width: train on the whole split, score; a results row."""
+    from .charlm import count_params
+
+    torch.manual_seed(SEED)
+    model = fam.make(data.vocab_size, width, cfg["block_size"])
+    params = count_params(model)
+    out = _train(model, data.train, data.val, cfg, lr, cfg["steps"], device, progress,
+                 f"{fam.name}: width {width}, {params:,} parameters, lr {lr:g}")
+    val = _loss(model, data.val, cfg, device)
+    if prompt is None:
+        prompt = torch.as_tensor(data.val[:cfg["block_size"]], dtype=torch.long, device=device)[None]
+    return {"family": fam.name, "params": params, "active_params": active_params(model), "width": width,
+            "depth": fam.depth, "lr": lr, "val_loss": val, "val_bpc": val / math.log(2),
+            "train_tokens_per_s": out.tokens_per_s, "wall_s": out.wall_time_s,
+            "gen_ms_per_token": generation_ms_per_token(model, prompt, cfg["gen_tokens"]),
+            "peak_mib": train_step_memory(model, cfg, device), "load_avg_1min": _load()}
+
+
+def reproduce(results: dict, family: str, size: str, device=None) -> dict:
+    """Train one row of a results file again, from its recorded budget, width and rate; the new row."""
+    from .bench import _device
+    from .charlm import shakespeare_chars
+
+    old = next(r for r in results["rows"] if r["family"] == family and r["size"] == size)
+    row = train_row(FAMILIES[family], shakespeare_chars(), BUDGETS[results["budget"]], old["width"], old["lr"],
+                    _device(device))
+    return {**row, "size": size, "target_params": old["target_params"]}
+
+
 def run_leaderboard(budget: str = "cpu", families: list[str] | None = None, device=None,
                     progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Run the grand comparison; return the results (what ``python -m seqlab leaderboard`` writes)."""
     from .bench import _device
-    from .charlm import count_params, shakespeare_chars
+    from .charlm import shakespeare_chars
     from .runtime import describe_device
 
     if budget not in BUDGETS:
@@ -282,7 +317,7 @@ def run_leaderboard(budget: str = "cpu", families: list[str] | None = None, devi
     V = data.vocab_size
     n_dev = int(len(data.train) * DEV_FRACTION)
     fit_ids, dev_ids = data.train[:-n_dev], data.train[-n_dev:]
-    prompt = torch.as_tensor(data.val[:cfg["block_size"]], dtype=torch.long, device=device)[None]
+    prompt = torch.as_tensor(data.val[:cfg["block_size"]], dtype=torch.long, device=device)[None]   # (1, T)
     rows, sweep = [], []
     for name in names:
         if name == NGRAM:
@@ -293,7 +328,7 @@ def run_leaderboard(budget: str = "cpu", families: list[str] | None = None, devi
             continue
         fam = FAMILIES[name]
         widths = [fit_width(fam, V, target, cfg["block_size"]) for target in cfg["sizes"]]
-        for lr in cfg["lrs"]:                                            # 2. the sweep, small size, dev slice
+        def try_lr(lr):                                                  # 2. the sweep, small size, dev slice
             torch.manual_seed(SEED)
             model = fam.make(V, widths[0][0], cfg["block_size"])
             _train(model, fit_ids, dev_ids, cfg, lr, cfg["sweep_steps"], device, progress,
@@ -301,20 +336,20 @@ def run_leaderboard(budget: str = "cpu", families: list[str] | None = None, devi
             dev = _loss(model, dev_ids, {**cfg, "val_windows": None}, device)
             sweep.append({"family": name, "lr": lr, "dev_loss": dev})
             log(f"  {name} sweep: lr {lr:g}: dev {dev / math.log(2):.3f} bits/char")
+            return dev
+
+        tried = {lr: try_lr(lr) for lr in cfg["lrs"]}
+        for _ in range(MAX_EXTENSIONS):                                  # best at an edge: look one rung past it
+            best = min(tried, key=tried.get)
+            step = LADDER.index(best) + (1 if best == max(tried) else -1 if best == min(tried) else 0)
+            if best not in (min(tried), max(tried)) or not 0 <= step < len(LADDER) or LADDER[step] in tried:
+                break
+            tried[LADDER[step]] = try_lr(LADDER[step])
         lr = min((s for s in sweep if s["family"] == name), key=lambda s: s["dev_loss"])["lr"]
         for size, (target, (width, params)) in zip(("small", "large"), zip(cfg["sizes"], widths)):
-            torch.manual_seed(SEED)
-            model = fam.make(V, width, cfg["block_size"])
-            assert count_params(model) == params
-            out = _train(model, data.train, data.val, cfg, lr, cfg["steps"], device, progress,
-                         f"{name} {size}: width {width}, {params:,} parameters, lr {lr:g}")
-            val = _loss(model, data.val, cfg, device)
-            row = {"family": name, "size": size, "target_params": target, "params": params,
-                   "active_params": active_params(model), "width": width, "depth": fam.depth, "lr": lr,
-                   "val_loss": val, "val_bpc": val / math.log(2), "train_tokens_per_s": out.tokens_per_s,
-                   "wall_s": out.wall_time_s,
-                   "gen_ms_per_token": generation_ms_per_token(model, prompt, cfg["gen_tokens"]),
-                   "peak_mib": train_step_memory(model, cfg, device), "load_avg_1min": _load()}
+            row = train_row(fam, data, cfg, width, lr, device, progress, prompt)
+            row.update(size=size, target_params=target)
+            assert row["params"] == params
             rows.append(row)
             log(f"{name} {size}: {params:,} params, lr {lr:g}, val {row['val_bpc']:.3f} bits/char, "
                 f"{row['train_tokens_per_s']:,.0f} tok/s, {row['wall_s']:.0f} s")
