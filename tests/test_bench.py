@@ -149,3 +149,117 @@ def test_bench_generation_state_grows_only_for_the_kv_cache(capsys):
         assert rows[0][f"{name} state MiB"] == rows[1][f"{name} state MiB"] > 0   # a fixed-size state
         assert rows[1][f"{name} ms"] > 0
     assert "one generated token" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- Lab 16: the hardware lottery
+
+TINY = dict(n_layer=1, n_head=2, d_model=16)
+
+
+def test_lottery_models_have_equal_parameter_counts():
+    from seqlab.charlm import count_params
+
+    for layers in (1, 2):
+        models = bench.lottery_models(vocab=65, block_size=64, lstm_layers=layers)         # Lab 8's GPT
+        n_lstm, n_gpt = count_params(models["LSTM"]), count_params(models["GPT"])
+        assert abs(n_lstm - n_gpt) / n_gpt < 0.02, (layers, n_lstm, n_gpt)
+        assert isinstance(models["LSTM"].rnn, torch.nn.LSTM)                                 # the fused kernel
+        assert models["LSTM"].config["num_layers"] == layers
+
+
+def test_lstm_flops_per_token_is_six_per_recurrent_weight():
+    from seqlab.models.rnn import RecurrentLM
+
+    H, I, V = 12, 8, 20
+    for impl in ("torch", "seqlab"):
+        model = RecurrentLM(V, "lstm", hidden_size=H, num_layers=2, emb_size=I, impl=impl)
+        weights = 4 * H * I + 4 * H * H + 4 * H * H + 4 * H * H          # layer 1: ih, hh; layer 2: ih, hh
+        assert bench.lstm_flops_per_token(model) == 6 * weights
+
+
+def test_lstm_flops_per_token_matches_torch_flop_counter():
+    """The 6 N rule against torch's own FLOP counter, on the from-scratch LSTM (whose matmuls it sees)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from seqlab.models.rnn import RecurrentLM
+
+    B, T, V, H = 2, 5, 11, 16
+    model = RecurrentLM(V, "lstm", hidden_size=H, impl="seqlab")
+    idx = torch.randint(V, (B, T))
+    with FlopCounterMode(display=False) as counter:
+        model(idx).sum().backward()
+    head = 6 * V * H * B * T                                             # the output head, left out by the rule
+    h0 = 2 * B * H * 4 * H                     # the gradient of the initial state h_0 = 0: not computed, not needed
+    assert counter.get_total_flops() - head + h0 == bench.lstm_flops_per_token(model) * B * T
+
+
+def test_bench_lottery_train_rows_and_no_mfu_on_cpu(capsys):
+    rows = bench.bench_lottery_train(lengths=(8, 16), batch_sizes=(1, 2), batch_size=2, seq_len=8, **TINY,
+                                     device="cpu", repeats=1, warmup=0)
+    assert [(r["sweep"], r["T"], r["B"]) for r in rows] == [("length", 8, 2), ("length", 16, 2),
+                                                            ("batch", 8, 1), ("batch", 8, 2)]
+    assert rows[3]["LSTM ms"] == rows[0]["LSTM ms"]                      # (8, 2) is in both sweeps: measured once
+    for r in rows:
+        for m in ("LSTM", "GPT"):
+            for key in ("ms", "ms min", "tok/s", "FLOP/s", "util"):
+                assert r[f"{m} {key}"] > 0
+            assert r[f"{m} MFU"] is None                                 # no listed peak for a CPU
+            assert r[f"{m} ms min"] <= r[f"{m} ms"]
+            assert abs(r[f"{m} tok/s"] - r["B"] * r["T"] / (r[f"{m} ms min"] / 1e3)) < 1e-6 * r[f"{m} tok/s"]
+        assert abs(r["GPT/LSTM"] - r["GPT tok/s"] / r["LSTM tok/s"]) < 1e-9
+        assert abs(r["LSTM params"] - r["GPT params"]) / r["GPT params"] < 0.05
+    out = capsys.readouterr().out
+    assert "MFU = / listed peak: n/a" in out and "against the batch size B" in out
+
+
+def test_bench_lottery_train_uses_the_practical_peak_given():
+    rows = bench.bench_lottery_train(lengths=(8,), batch_sizes=(), batch_size=1, seq_len=8, **TINY, device="cpu",
+                                     repeats=1, warmup=0, memory=False, practical_peak=1e9, print_table=False)
+    r = rows[0]
+    assert r["LSTM MiB"] is None and r["GPT MiB"] is None
+    assert abs(r["GPT util"] - r["GPT FLOP/s"] / 1e9) < 1e-12
+
+
+def test_timeit_interleaved_takes_turns():
+    calls = []
+    t = bench.timeit_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                 warmup=1, repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3                     # warm-up of each, then rounds in turn
+    assert set(t) == {"a", "b"} and all(len(v["times"]) == 3 and v["min"] <= v["median"] for v in t.values())
+
+
+def test_matmul_peak_and_copy_bandwidth_are_positive():
+    peak = bench.matmul_peak("cpu", sizes=(32, 64), repeats=1)
+    assert peak["flops"] > 0 and peak["n"] in (32, 64) and peak["dtype"] == "float32"
+    assert bench.copy_bandwidth("cpu", mib=1, repeats=1) > 0
+
+
+def test_bench_streaming_kv_cache_grows_linearly_lstm_state_does_not(capsys):
+    prefixes = (4, 8, 32)
+    rows = bench.bench_streaming(prefixes, **TINY, batch_size=2, device="cpu", repeats=1)
+    H = bench.lottery_models(vocab=65, block_size=33, **TINY)["LSTM"].config["hidden_size"]
+    for r in rows:
+        P = r["P"]
+        assert r["LSTM state bytes"] == 2 * 1 * 2 * H * 4                # h and c: layers x B x H float32
+        assert r["KV cache bytes"] == 2 * 1 * 2 * P * 16 * 4             # k and v: n_layer x B x P x d float32
+        assert r["no cache bytes"] == 2 * P * 8                          # the token ids, int64
+        for name in ("LSTM", "GPT + KV cache", "GPT no cache", "LSTM prefill", "GPT prefill"):
+            assert r[f"{name} ms"] > 0
+    assert rows[2]["KV cache bytes"] == 8 * rows[0]["KV cache bytes"]
+    from seqlab.charlm import count_params
+    models = bench.lottery_models(vocab=65, block_size=33, **TINY)
+    assert [rows[0][f"{m} weights bytes"] for m in ("LSTM", "GPT")] == [4 * count_params(models[m]) for m in ("LSTM", "GPT")]
+    assert "held between tokens (exact)" in capsys.readouterr().out
+
+
+def test_cli_bench_lottery_and_streaming(capsys, tmp_path):
+    import json
+
+    out = tmp_path / "lottery.json"
+    assert main(["bench", "lottery", "--sizes", "8", "--batches", "1", "--batch", "1", "--seq-len", "8",
+                 "--repeats", "1", "--device", "cpu", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["benchmark"] == "lottery" and record["rows"][0]["T"] == 8
+    assert main(["bench", "streaming", "--sizes", "4,8", "--repeats", "1", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "GPT/LSTM" in text and "KV cache KiB" in text

@@ -14,7 +14,9 @@ Rules every benchmark of the course follows:
 ``python -m seqlab bench rnn`` runs :func:`bench_rnn`; ``python -m seqlab bench attention``
 runs :func:`bench_attention`; ``python -m seqlab bench gpt`` runs :func:`bench_gpt`;
 ``python -m seqlab bench long-context`` runs :func:`bench_long_context`;
-``python -m seqlab bench generation`` runs :func:`bench_generation`.
+``python -m seqlab bench generation`` runs :func:`bench_generation`;
+``python -m seqlab bench lottery`` runs :func:`bench_lottery_train` and ``python -m seqlab bench streaming``
+runs :func:`bench_streaming` (Lab 16: an LSTM against a Transformer of the same size).
 """
 from __future__ import annotations
 
@@ -43,16 +45,28 @@ def synchronize(device) -> None:
 
 def timeit(fn, *, device="cpu", warmup: int = 2, repeats: int = 5) -> dict:
     """Seconds per call of fn(): {"min", "median", "times"} over ``repeats`` timed calls."""
-    for _ in range(warmup):
-        fn()
+    return timeit_interleaved({"fn": fn}, device=device, warmup=warmup, repeats=repeats)["fn"]
+
+
+def timeit_interleaved(fns: dict, *, device="cpu", warmup: int = 2, repeats: int = 5) -> dict:
+    """:func:`timeit` for several functions side by side: {name: {"min", "median", "times"}}.
+
+    Each fn is warmed up, then every round times each fn once, in turn: a slow spell of the
+    machine (another program, a change of clock) falls on all of them alike, which keeps
+    their ratios honest on a shared computer.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     synchronize(device)
-    times = []
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return {"min": min(times), "median": statistics.median(times), "times": times}
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: {"min": min(t), "median": statistics.median(t), "times": t} for name, t in times.items()}
 
 
 def _proc_status_bytes(key: str) -> int:
@@ -255,6 +269,22 @@ def peak_flops_for_name(name: str) -> float | None:
     return None
 
 
+def _training_step(model, opt, x, y, amp: bool = False):
+    """One full training step as a function: forward, cross-entropy, backward, optimiser step.
+
+    model(x: (B, T)) -> logits (B, T, V); y: (B, T) targets; ``amp`` runs the forward under
+    bfloat16 autocast. Used by :func:`bench_gpt` and :func:`bench_lottery_train`.
+    """
+    def train_step():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return train_step
+
+
 def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str = "auto",
               print_table: bool = True, size: dict | None = None) -> list[dict]:
     """Training throughput of seqlab's GPT: tokens/s for each available variant, and MFU on CUDA.
@@ -305,13 +335,7 @@ def bench_gpt(config: str = "auto", steps: int = 20, device=None, compile: str =
         x = torch.randint(0, 65, (B, T), device=device)
         y = torch.randint(0, 65, (B, T), device=device)
 
-        def train_step():
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = torch.nn.functional.cross_entropy(step_model(x).flatten(0, 1), y.flatten())
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
+        train_step = _training_step(step_model, opt, x, y, amp)
         try:
             t = timeit(train_step, device=device, warmup=3, repeats=steps)
         except Exception as err:                                  # pragma: no cover (compiler missing, ...)
@@ -499,17 +523,289 @@ def bench_generation(positions=(256, 1024, 4096, 8192), d_model: int = 128, n_la
     return rows
 
 
+# ----------------------------------------------------------------------------- bench lottery (Lab 16)
+
+def matmul_peak(device=None, sizes=None, dtype=None, repeats: int = 5) -> dict:
+    """A device's practical peak: the best FLOP/s of one large dense matrix product.
+
+    Times C = A B for square n x n matrices (2 n^3 FLOPs: each multiply-add counts two) for every
+    n in ``sizes`` with :func:`timeit` (fastest of ``repeats``) and returns the best as
+    {"flops": FLOP/s, "n": n, "dtype": "float32" | "bfloat16"}. Defaults: n in (256, 512, 1024)
+    and float32 on a CPU; n in (2048, 4096, 8192) and bfloat16 (where supported) on a GPU.
+
+    Vendors list a peak for GPUs (:data:`PEAK_FLOPS`), not for the CPU a lab runs on; there this
+    measured figure is the ceiling that utilisation is compared against. It is a practical
+    ceiling (what the best-tuned kernel of the library reaches), below the theoretical one.
+    """
+    device = _device(device)
+    gpu = device.type == "cuda"
+    if dtype is None:
+        dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    best = {"flops": 0.0, "n": None, "dtype": str(dtype).removeprefix("torch.")}
+    for n in sizes or ((2048, 4096, 8192) if gpu else (256, 512, 1024)):
+        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        flops = 2 * n**3 / timeit(lambda: a @ b, device=device, warmup=2, repeats=repeats)["min"]
+        if flops > best["flops"]:
+            best.update(flops=flops, n=n)
+    return best
+
+
+def copy_bandwidth(device=None, mib: int = 256, repeats: int = 5) -> float:
+    """A device's practical memory bandwidth in bytes/s: the fastest copy of a ``mib`` MiB tensor
+    into another (every byte read once and written once: 2 x mib MiB of traffic per copy)."""
+    device = _device(device)
+    src = torch.ones(mib * 2**18, device=device)                 # 2**18 float32 = 1 MiB
+    dst = torch.empty_like(src)
+    return 2 * mib * 2**20 / timeit(lambda: dst.copy_(src), device=device, warmup=2, repeats=repeats)["min"]
+
+
+def lottery_models(vocab: int = 65, n_layer: int = 4, n_head: int = 4, d_model: int = 128,
+                   block_size: int = 1024, lstm_layers: int = 1, seed: int = 0) -> dict:
+    """The two contestants at equal parameter count: {"LSTM": RecurrentLM, "GPT": GPT}, on the CPU.
+
+    - GPT: Lab 8's shape by default (4 blocks, 4 heads, width 128, no biases), attention through
+      ``F.scaled_dot_product_attention``; a context of ``block_size`` positions.
+    - LSTM: ``RecurrentLM(cell="lstm", impl="torch")``, i.e. ``torch.nn.LSTM`` with its fused
+      kernels (oneDNN on a CPU, cuDNN on a GPU), ``lstm_layers`` layers, embedding size = hidden
+      size H, where :func:`seqlab.models.rnn.hidden_size_for` picks the H whose parameter count
+      is nearest the GPT's.
+
+    The GPT's count is ``GPT.num_params()`` (the tied embedding once, the position table left
+    out): the count that does not change with ``block_size``. Compare the two with
+    :func:`seqlab.charlm.count_params`.
+    """
+    from .charlm import count_params
+    from .models.gpt import GPT, GPTConfig
+    from .models.rnn import RecurrentLM, hidden_size_for
+
+    torch.manual_seed(seed)
+    gpt = GPT(GPTConfig(vocab_size=vocab, block_size=block_size, n_layer=n_layer, n_head=n_head,
+                        d_model=d_model, bias=False))
+    H = hidden_size_for(vocab, "lstm", count_params(gpt), num_layers=lstm_layers)
+    lstm = RecurrentLM(vocab, "lstm", hidden_size=H, num_layers=lstm_layers, impl="torch")
+    return {"LSTM": lstm, "GPT": gpt}
+
+
+def lstm_flops_per_token(model) -> int:
+    """Training FLOPs per token of a recurrent LM (``RecurrentLM``): 6 x the entries of its
+    recurrent weight matrices.
+
+    Every entry of weight_ih and weight_hh (the four gates' blocks, every layer) does one
+    multiply-add (2 FLOPs) per token in the forward pass and two in the backward pass (one for
+    the gradient of its input, one for its own gradient: 4 FLOPs), the same 6 N rule as
+    :meth:`GPT.flops_per_token`. Left out, as GPT.flops_per_token leaves them out: the embedding
+    (a table look-up), the output head (the GPT's is tied to its embedding), the biases and the
+    gates' elementwise work (O(H) per token against O(H^2)). No term grows with the length: a
+    recurrence does the same work at every step, unlike attention.
+    """
+    return 6 * sum(p.numel() for name, p in model.rnn.named_parameters() if "weight" in name)
+
+
+def _fmt_percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _runs_under_autocast(model, vocab: int) -> bool:
+    """Whether a forward and backward of ``model`` run under bfloat16 autocast on its device (some
+    fused kernels, e.g. an older cuDNN's LSTM, have no bfloat16 version)."""
+    device = next(model.parameters()).device
+    x = torch.randint(vocab, (2, 4), device=device)
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            model(x).float().sum().backward()
+    except RuntimeError:
+        return False
+    finally:
+        model.zero_grad(set_to_none=True)
+    return True
+
+
+def bench_lottery_train(lengths=(64, 128, 256, 512, 1024), batch_sizes=(1, 4, 16, 64), batch_size: int = 16,
+                        seq_len: int = 256, n_layer: int = 4, n_head: int = 4, d_model: int = 128, vocab: int = 65,
+                        lstm_layers: int = 1, device=None, repeats: int = 5, warmup: int = 2, memory: bool = True,
+                        practical_peak: float | None = None, print_table: bool = True) -> list[dict]:
+    """One training step of an LSTM and a Transformer of the same size: time, tokens/s, FLOP/s, MFU, memory.
+
+    The models of :func:`lottery_models` (an ``nn.LSTM`` LM and a GPT with SDPA attention, equal
+    parameter counts) each take full training steps on random tokens: forward, cross-entropy,
+    backward, AdamW step (:func:`_training_step`; on CUDA under bfloat16 autocast, as
+    :func:`bench_gpt`, for each model whose kernels allow it, else float32: see the rows'
+    ``f"{m} precision"``). Two sweeps (a configuration in both is measured once):
+
+    - ``sweep="length"``: every T in ``lengths`` at batch ``batch_size``;
+    - ``sweep="batch"``: every B in ``batch_sizes`` at length ``seq_len``.
+
+    Rows: sweep, T, B and, for each model m in ("LSTM", "GPT"):
+
+    - ``f"{m} ms"`` (median over ``repeats`` steps after ``warmup``) and ``f"{m} ms min"``, the two
+      models' steps interleaved (:func:`timeit_interleaved`);
+    - ``f"{m} tok/s"`` = B T / the fastest step (the least disturbed, as the rules above say);
+    - ``f"{m} FLOP/s"`` = tok/s x training FLOPs per token (:func:`lstm_flops_per_token`;
+      :meth:`GPT.flops_per_token` at context T, which includes attention's 12 L d T);
+    - ``f"{m} MFU"`` = FLOP/s / the GPU's listed peak (:data:`PEAK_FLOPS`), None where none is listed
+      (every CPU);
+    - ``f"{m} util"`` = FLOP/s / the practical peak (``practical_peak``, else :func:`matmul_peak`
+      measured here in the precision of the step);
+    - ``f"{m} MiB"``: peak memory of one step above what was in use (:func:`peak_memory`;
+      None where not measured or ``memory=False``);
+
+    and ``"GPT/LSTM"`` = GPT tok/s / LSTM tok/s (above 1: the Transformer trains faster), plus the
+    two parameter counts ``"LSTM params"`` and ``"GPT params"``.
+    """
+    from .charlm import count_params
+
+    device = _device(device)
+    models = lottery_models(vocab, n_layer, n_head, d_model, max(max(lengths), seq_len), lstm_layers)
+    params = {m: count_params(model) for m, model in models.items()}
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    amp = {m: bf16 and _runs_under_autocast(model.to(device), vocab) for m, model in models.items()}
+    flops_per_token = {"LSTM": lambda T: lstm_flops_per_token(models["LSTM"]),
+                       "GPT": lambda T: models["GPT"].flops_per_token(T)}
+    listed = peak_flops(device)
+    practical = practical_peak or matmul_peak(device, repeats=repeats)["flops"]
+    opts = {}
+    for m, model in models.items():
+        model.to(device).train()
+        opts[m] = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    measured, rows = {}, []
+    for sweep, T, B in [("length", T, batch_size) for T in lengths] + [("batch", seq_len, B) for B in batch_sizes]:
+        if (T, B) not in measured:
+            x, y = torch.randint(vocab, (2, B, T), generator=g).to(device)
+            steps = {m: _training_step(model, opts[m], x, y, amp[m]) for m, model in models.items()}
+            times = timeit_interleaved(steps, device=device, warmup=warmup, repeats=repeats)
+            row = {}
+            for m, step in steps.items():
+                t = times[m]
+                tps = B * T / t["min"]
+                achieved = tps * flops_per_token[m](T)
+                mem = peak_memory(step, device=device) if memory else None
+                row.update({f"{m} ms": t["median"] * 1e3, f"{m} ms min": t["min"] * 1e3, f"{m} tok/s": tps,
+                            f"{m} FLOP/s": achieved, f"{m} MFU": achieved / listed if listed else None,
+                            f"{m} util": achieved / practical, f"{m} MiB": None if mem is None else mem / 2**20,
+                            f"{m} precision": "bf16 autocast" if amp[m] else "float32"})
+            row["GPT/LSTM"] = row["GPT tok/s"] / row["LSTM tok/s"]
+            measured[T, B] = row
+        rows.append({"sweep": sweep, "T": T, "B": B, **measured[T, B], "LSTM params": params["LSTM"],
+                     "GPT params": params["GPT"]})
+    if print_table:
+        from .runtime import describe_device
+        lstm = models["LSTM"]
+        precision = ", ".join(f"{m} {'bfloat16 autocast' if amp[m] else 'float32'}" for m in models)
+        print(f"training step (forward, cross-entropy, backward, AdamW) on random tokens, "
+              f"{precision}, {describe_device(device)}; tokens/s from the fastest of {repeats} steps "
+              f"(the two models interleaved) after {warmup} warm-up steps")
+        print(f"LSTM: nn.LSTM, {lstm.config['num_layers']} layer(s), H {lstm.config['hidden_size']}, "
+              f"{params['LSTM']:,} parameters | GPT: {n_layer} layers, {n_head} heads, d {d_model}, SDPA, "
+              f"{params['GPT']:,} parameters")
+        print(f"util = achieved FLOP/s / practical peak ({practical / 1e9:,.1f} GFLOP/s, the best dense matmul "
+              f"measured here); MFU = / listed peak" + (f" ({listed / 1e12:,.0f} TFLOP/s)" if listed
+                                                         else ": n/a (no listed peak for this device)"))
+        for sweep, key in (("length", "T"), ("batch", "B")):
+            table = [{"T": r["T"], "B": r["B"], "LSTM tok/s": r["LSTM tok/s"], "GPT tok/s": r["GPT tok/s"],
+                      "GPT/LSTM": r["GPT/LSTM"], "LSTM util": _fmt_percent(r["LSTM util"]),
+                      "GPT util": _fmt_percent(r["GPT util"]), "LSTM MFU": _fmt_percent(r["LSTM MFU"]),
+                      "GPT MFU": _fmt_percent(r["GPT MFU"]),
+                      "LSTM MiB": "n/a" if r["LSTM MiB"] is None else r["LSTM MiB"],
+                      "GPT MiB": "n/a" if r["GPT MiB"] is None else r["GPT MiB"]}
+                     for r in rows if r["sweep"] == sweep]
+            if table:
+                print(f"\nagainst {'the sequence length T' if key == 'T' else 'the batch size B'}:")
+                print(format_table(table, list(table[0])))
+    return rows
+
+
+def bench_streaming(prefixes=(16, 64, 256, 1024, 4096), n_layer: int = 4, n_head: int = 4, d_model: int = 128,
+                    vocab: int = 65, lstm_layers: int = 1, batch_size: int = 1, device=None, repeats: int = 5,
+                    memory: bool = True, print_table: bool = True) -> list[dict]:
+    """Streaming: the cost of the next token once a prefix of P tokens has been read, LSTM vs GPT.
+
+    The models of :func:`lottery_models` (equal parameter counts), in inference mode, on
+    ``batch_size`` streams of random tokens. At every prefix length P the rows hold:
+
+    - ``"LSTM ms"``: one LSTM step (``model.step``) from the state (h, c) left by the prefix;
+    - ``"GPT + KV cache ms"``: one GPT step attending to the cached keys and values of the P
+      earlier positions (this cache grows by concatenation, so a step also copies it);
+    - ``"GPT no cache ms"``: the GPT re-reading all P + 1 tokens, what it must do without a cache;
+    - ``"LSTM prefill ms"``, ``"GPT prefill ms"``: reading the prefix of P tokens in one call (the
+      time before the first new token): the LSTM's time loop inside the fused kernel, the GPT's
+      positions in parallel;
+
+    each the fastest of ``repeats`` calls after one warm-up. Bytes held between two tokens, counted
+    exactly from the tensors (:func:`_state_bytes`):
+
+    - ``"LSTM state bytes"`` = 2 x layers x B x H x 4: h and c in float32, the same at every P;
+    - ``"KV cache bytes"`` = 2 x n_layer x B x P x d_model x 4: keys and values, linear in P;
+    - ``"no cache bytes"``: the P token ids (int64) a cache-less GPT keeps in order to re-read them;
+
+    and the weights' bytes of each model (``"LSTM weights bytes"``, ``"GPT weights bytes"``: the
+    parameters of :func:`seqlab.charlm.count_params` in float32, so without the GPT's position
+    table, whose size is set here by the longest prefix, not by the model). With ``memory``, also the measured peak of each next-token
+    call (``"LSTM step MiB"``, ``"GPT + KV cache step MiB"``, ``"GPT no cache step MiB"``; see
+    :func:`peak_memory`: None where not measured; on a CPU, figures under a MiB are noise).
+    """
+    from .charlm import count_params
+
+    device = _device(device)
+    models = lottery_models(vocab, n_layer, n_head, d_model, max(prefixes) + 1, lstm_layers)
+    lstm, gpt = (models[m].to(device).eval() for m in ("LSTM", "GPT"))
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(vocab, (batch_size, max(prefixes) + 1), generator=g).to(device)
+    weights = {m: count_params(model) * 4 for m, model in models.items()}             # float32
+    rows = []
+    with torch.no_grad():
+        for P in prefixes:
+            prefix, token = prompt[:, :P], prompt[:, P]
+            _, lstm_state = lstm(prefix, return_state=True)
+            _, cache = gpt(prefix, return_state=True)
+            calls = {"LSTM": lambda: lstm.step(token, lstm_state),
+                     "GPT + KV cache": lambda: gpt.step(token, cache),
+                     "GPT no cache": lambda: gpt(prompt[:, :P + 1])[:, -1],
+                     "LSTM prefill": lambda: lstm(prefix, return_state=True),
+                     "GPT prefill": lambda: gpt(prefix, return_state=True)}
+            row = {"P": P}
+            for name, call in calls.items():
+                row[f"{name} ms"] = timeit(call, device=device, warmup=1, repeats=repeats)["min"] * 1e3
+            row.update({"LSTM state bytes": _state_bytes(lstm_state), "KV cache bytes": _state_bytes(cache["kv"]),
+                        "no cache bytes": _state_bytes(prompt[:, :P]), "LSTM weights bytes": weights["LSTM"],
+                        "GPT weights bytes": weights["GPT"]})
+            for name in ("LSTM", "GPT + KV cache", "GPT no cache"):
+                mem = peak_memory(calls[name], device=device) if memory else None
+                row[f"{name} step MiB"] = None if mem is None else mem / 2**20
+            rows.append(row)
+    if print_table:
+        from .runtime import describe_device
+        print(f"streaming, {batch_size} stream(s): the next token after a prefix of P tokens, inference, float32, "
+              f"{describe_device(device)}; fastest of {repeats}. LSTM H {lstm.config['hidden_size']}; "
+              f"GPT {n_layer} layers, d {d_model}")
+        print(format_table(rows, ["P", "LSTM ms", "GPT + KV cache ms", "GPT no cache ms", "LSTM prefill ms",
+                                  "GPT prefill ms"]))
+        kib = [{"P": r["P"], **{k.replace("bytes", "KiB"): r[k] / 2**10
+                                for k in ("LSTM state bytes", "KV cache bytes", "no cache bytes")}} for r in rows]
+        print("\nheld between tokens (exact):")
+        print(format_table(kib, list(kib[0])))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlab bench", description="side-by-side benchmarks")
-    parser.add_argument("which", choices=["rnn", "attention", "gpt", "long-context", "generation"])
+    parser.add_argument("which", choices=["rnn", "attention", "gpt", "long-context", "generation", "lottery",
+                                          "streaming"])
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: fastest present)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated; rnn: hidden sizes (default 64,128,256,512); "
                              "attention: sequence lengths (default 256,512,1024,2048); "
                              "long-context: lengths (default 256,...,16384); "
-                             "generation: positions (default 256,1024,4096,8192)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (rnn 32, attention 4)")
-    parser.add_argument("--seq-len", type=int, default=128, help="rnn: sequence length")
+                             "generation: positions (default 256,1024,4096,8192); "
+                             "lottery: sequence lengths (default 64,128,256,512,1024); "
+                             "streaming: prefix lengths (default 16,64,256,1024,4096)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (rnn 32, attention 4, lottery 16 for the length sweep, streaming 1)")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="sequence length (rnn 128; lottery 256 for the batch sweep)")
+    parser.add_argument("--batches", default=None,
+                        help="lottery: comma-separated batch sizes of the batch sweep (default 1,4,16,64)")
+    parser.add_argument("--lstm-layers", type=int, default=1, help="lottery, streaming: layers of the LSTM")
     parser.add_argument("--heads", type=int, default=4, help="attention: number of heads")
     parser.add_argument("--d-head", type=int, default=16, help="attention: width of each head")
     parser.add_argument("--backward", action="store_true", help="attention: time forward + backward")
@@ -520,10 +816,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-sequential", type=int, default=16384,
                         help="long-context: longest L for the step-by-step scan (default 16384)")
     parser.add_argument("--json", default=None, metavar="PATH",
-                        help="long-context, generation: also write the rows and the device to PATH")
+                        help="long-context, generation, lottery, streaming: also write the rows and the "
+                             "device to PATH")
     args = parser.parse_args(argv)
     rows = None
-    if args.which == "generation":
+    if args.which == "lottery":
+        lengths = tuple(int(s) for s in (args.sizes or "64,128,256,512,1024").split(","))
+        batches = tuple(int(s) for s in (args.batches or "1,4,16,64").split(","))
+        rows = bench_lottery_train(lengths, batches, batch_size=args.batch or 16, seq_len=args.seq_len or 256,
+                                   lstm_layers=args.lstm_layers, device=args.device, repeats=args.repeats or 5)
+    elif args.which == "streaming":
+        prefixes = tuple(int(s) for s in (args.sizes or "16,64,256,1024,4096").split(","))
+        rows = bench_streaming(prefixes, lstm_layers=args.lstm_layers, batch_size=args.batch or 1,
+                               device=args.device, repeats=args.repeats or 5)
+    elif args.which == "generation":
         positions = tuple(int(s) for s in (args.sizes or "256,1024,4096,8192").split(","))
         rows = bench_generation(positions, device=args.device, repeats=args.repeats or 5)
     elif args.which == "long-context":
@@ -534,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_gpt(args.config, args.repeats or 20, args.device, args.compile)
     elif args.which == "rnn":
         sizes = tuple(int(s) for s in (args.sizes or "64,128,256,512").split(","))
-        bench_rnn(sizes, args.batch or 32, args.seq_len, args.device, args.repeats or 5)
+        bench_rnn(sizes, args.batch or 32, args.seq_len or 128, args.device, args.repeats or 5)
     else:
         lengths = tuple(int(s) for s in (args.sizes or "256,512,1024,2048").split(","))
         bench_attention(lengths, args.batch or 4, args.heads, args.d_head, backward=args.backward,
