@@ -152,8 +152,7 @@ def fit_width(family: Family, vocab_size: int, target: int, block_size: int) -> 
             lo = mid + 1
         else:
             hi = mid
-    candidates = [w for w in widths[max(0, lo - 1):lo + 1]]
-    best = min(candidates, key=lambda w: abs(params(w) - target))
+    best = min(widths[max(0, lo - 1):lo + 1], key=lambda w: abs(params(w) - target))
     return best, params(best)
 
 
@@ -195,22 +194,20 @@ def generation_ms_per_token(model, prompt: torch.Tensor, n: int) -> float:
     from .bench import synchronize
     from .generate import generate
 
-    model.eval()
-    with torch.no_grad():
+    with torch.no_grad():                                                # generate() switches to eval and back
         generate(model, prompt, 1, temperature=0, block_size=prompt.size(1))
         synchronize(prompt.device)
         t0 = time.perf_counter()
         generate(model, prompt, n, temperature=0, block_size=prompt.size(1))
         synchronize(prompt.device)
-    model.train()
     return (time.perf_counter() - t0) * 1e3 / n
 
 
-def train_step_memory(model, cfg, device) -> float | None:
+def train_step_memory(model, cfg, device, vocab_size: int) -> float | None:
     """Peak MiB of one training step (forward, backward) above what was in use; None if not measurable."""
     from .bench import peak_memory
 
-    x = torch.randint(0, model_vocab(model), (cfg["batch_size"], cfg["block_size"]), device=device)
+    x = torch.randint(0, vocab_size, (cfg["batch_size"], cfg["block_size"]), device=device)
 
     def step():
         logits = model(x)
@@ -229,19 +226,17 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def model_vocab(model) -> int:
-    for m in model.modules():
-        if isinstance(m, torch.nn.Embedding):
-            return m.num_embeddings
-    raise ValueError("model has no embedding")
+def dev_split(train_ids):
+    """(fit, dev): the training split without and with only its last DEV_FRACTION, for the sweeps."""
+    n_dev = int(len(train_ids) * DEV_FRACTION)
+    return train_ids[:-n_dev], train_ids[-n_dev:]
 
 
 def _ngram(data, cfg, log) -> tuple[dict, list[dict]]:
     """The n-gram row: the Kneser-Ney order chosen on the dev slice, refit on the whole split."""
     from .models.ngram import NGramLM
 
-    n_dev = int(len(data.train) * DEV_FRACTION)
-    fit_ids, dev_ids = data.train[:-n_dev], data.train[-n_dev:]
+    fit_ids, dev_ids = dev_split(data.train)
     sweep = []
     for order in cfg["ngram_orders"]:
         lm = NGramLM(order, "kn").fit(fit_ids, data.vocab_size)
@@ -282,7 +277,7 @@ def train_row(fam: Family, data, cfg: dict, width: int, lr: float, device, progr
             "depth": fam.depth, "lr": lr, "val_loss": val, "val_bpc": val / math.log(2),
             "train_tokens_per_s": out.tokens_per_s, "wall_s": out.wall_time_s,
             "gen_ms_per_token": generation_ms_per_token(model, prompt, cfg["gen_tokens"]),
-            "peak_mib": train_step_memory(model, cfg, device), "load_avg_1min": _load()}
+            "peak_mib": train_step_memory(model, cfg, device, data.vocab_size), "load_avg_1min": _load()}
 
 
 def reproduce(results: dict, family: str, size: str, device=None) -> dict:
@@ -315,8 +310,7 @@ def run_leaderboard(budget: str = "cpu", families: list[str] | None = None, devi
     t_start = time.perf_counter()
     data = shakespeare_chars()
     V = data.vocab_size
-    n_dev = int(len(data.train) * DEV_FRACTION)
-    fit_ids, dev_ids = data.train[:-n_dev], data.train[-n_dev:]
+    fit_ids, dev_ids = dev_split(data.train)
     prompt = torch.as_tensor(data.val[:cfg["block_size"]], dtype=torch.long, device=device)[None]   # (1, T)
     rows, sweep = [], []
     for name in names:
