@@ -9,7 +9,7 @@ NB     ?=
 SHARED := $(wildcard ../shared/data)
 export SEQLAB_DATA ?= $(if $(SHARED),$(abspath $(SHARED)),)
 
-.PHONY: book test execute venv clean
+.PHONY: book test execute venv clean assignments
 
 venv: $(STAMP)
 
@@ -21,10 +21,31 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -e .
 	@touch $(STAMP)
 
+# `make book HIDE_SOLUTIONS=1` builds the same book with every exercise's solution left out
+# (sphinx-exercise's hide_solutions), into _build/no-solutions/_build/html: the version to publish
+# while a class is working on the exercises.
+ifeq ($(HIDE_SOLUTIONS),1)
+BOOK_OUT   := _build/no-solutions
+BOOK_FLAGS := --config $(BOOK_OUT)/_config.yml --path-output $(BOOK_OUT)
+BOOK_HTML  := $(BOOK_OUT)/_build/html
+else
+BOOK_FLAGS :=
+BOOK_HTML  := _build/html
+endif
+
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . -W --keep-going
+ifeq ($(HIDE_SOLUTIONS),1)
+	@mkdir -p $(BOOK_OUT)
+	$(PY) -c "import yaml; c = yaml.safe_load(open('_config.yml')); c.setdefault('sphinx', {}).setdefault('config', {})['hide_solutions'] = True; yaml.safe_dump(c, open('$(BOOK_OUT)/_config.yml', 'w'), sort_keys=False)"
+endif
+	$(VENV)/bin/jupyter-book build . -W --keep-going $(BOOK_FLAGS)
 	@echo
-	@echo "The book is at $(abspath _build/html/index.html)"
+	@echo "The book is at $(abspath $(BOOK_HTML)/index.html)"
+
+# Student notebooks and autograder zips for every master in assignments/ (otter assign),
+# in _build/assignments/NAME/{student,autograder}; fails if a master's solutions fail its tests.
+assignments: $(STAMP)
+	$(PY) assignments/manage.py build
 
 # Unit, equivalence and reliability tests, every notebook under the smoke budget (nbval),
 # and the book build, in parallel.

@@ -94,3 +94,52 @@ def test_cli_bootstrap_check_flag_as_documented(capsys):
     """README documents `python -m seqlab bootstrap --check`; it must exist and pass."""
     assert booktools.main(["bootstrap", "--check"]) == 0
     assert "match" in capsys.readouterr().out
+
+
+NOT_CHAPTERS = {"index", "preface", "instructors", "bibliography"}
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if p.stem not in NOT_CHAPTERS)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_ends_with_exercises_and_hidden_solutions(path):
+    """At least 3 exercises under a closing "Exercises" heading, each with a solution in a dropdown."""
+    import re
+
+    text = path.read_text()
+    assert "\n## Exercises\n" in text, f"{path.name}: no '## Exercises' section"
+    tail = text.split("\n## Exercises\n", 1)[1]
+    assert "\n## " not in tail, f"{path.name}: the exercises must be the chapter's last section"
+    labels = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+    assert len(labels) >= 3, f"{path.name}: {len(labels)} exercises; every chapter needs at least 3"
+    assert text.count("{exercise}") == len(labels), f"{path.name}: an exercise without a :label:"
+    solutions = re.findall(r"````?\{solution\} ([\w-]+)\n((?::\w+:[^\n]*\n)*)", text)
+    solved = {label: options for label, options in solutions}
+    for label in labels:
+        assert label in solved, f"{path.name}: exercise {label} has no solution"
+        assert ":class: dropdown" in solved[label], f"{path.name}: the solution of {label} is not collapsed"
+
+
+@pytest.mark.slow
+def test_book_builds_with_solutions_hidden(tmp_path):
+    """`make book HIDE_SOLUTIONS=1`, as instructors.md documents: exercises stay, solutions go."""
+    result = subprocess.run(
+        ["make", "book", "HIDE_SOLUTIONS=1", f"BOOK_OUT={tmp_path}", f"PY={sys.executable}",
+         f"VENV={Path(sys.executable).parent.parent}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    page = (tmp_path / "_build" / "html" / "book" / "10-scaling.html").read_text()
+    assert 'id="ex-scale-fit"' in page, "the exercises must stay"
+    assert "least-squares slope" not in page and "solution" not in page.lower(), "a solution was published"
+
+
+def test_instructors_run_time_table_matches_the_run_cards():
+    """book/instructors.md's table of run times is generated (`python -m seqlab times --write`)."""
+    assert booktools.times(ROOT, write=False) == []
+    table = booktools.times_table(ROOT)
+    assert table.count("\n") == len(NOTEBOOKS) + 1
+    for path in NOTEBOOKS:  # every lab's committed budget shows a measured time
+        budget = nbformat.read(path, as_version=4).metadata["seqlab"]["budget"]
+        row = next(line for line in table.splitlines() if f"/notebooks/{path.stem}`" in line)
+        cell = row.split("|")[3 if budget == "cpu" else 4]
+        assert "min" in cell, row

@@ -3,6 +3,7 @@
 ``python -m seqlab bootstrap --check``   fail if any notebook's bootstrap cell drifted from _config.yml
 ``python -m seqlab bootstrap --write``   rewrite every notebook's bootstrap cell from _config.yml
 ``python -m seqlab execute [NB ...]``    run notebooks top to bottom in place with a full budget
+``python -m seqlab times [--write]``     check (rewrite) the instructors' run-time table from the run cards
 ``python -m seqlab bench rnn|attention|gpt`` side-by-side benchmarks (see :mod:`seqlab.bench`)
 
 The repository's address lives in one place, ``repository.url`` in ``_config.yml``; the
@@ -119,6 +120,96 @@ def execute(paths: list[Path], budget: str | None = None, timeout: int = 1800) -
         print(f"  done in {seconds:.0f} s -> {path}")
 
 
+# ----------------------------------------------------------------------------- run times per lab
+TIMES_FILE = Path("results") / "smoke-times.json"
+TIMES_PAGE = Path("book") / "instructors.md"
+TIMES_START, TIMES_END = "<!-- lab-times: start -->", "<!-- lab-times: end -->"
+
+
+def measure_smoke(root: Path, paths: list[Path] | None = None, timeout: int = 600) -> dict:
+    """Run each lab once under the smoke budget (outputs discarded); write and return the times.
+
+    The file records the machine, its CPU count and the load average around each run, so
+    that a time measured on a busy machine can be recognised as such.
+    """
+    import json
+    import platform
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    import torch
+
+    os.environ["SEQLAB_BUDGET"] = "smoke"
+    times = {}
+    for path in paths or notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        times[path.stem] = {"seconds": round(time.perf_counter() - start, 1), "load_before": round(load, 2)}
+        print(f"{path.stem}: {times[path.stem]['seconds']} s (load {load:.2f} before)", flush=True)
+    record = {
+        "budget": "smoke",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU used",
+        "torch": torch.__version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m seqlab times --measure-smoke",
+        "times": times,
+    }
+    (root / TIMES_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _card_device(nb) -> str:
+    """The device line of a notebook's run card (its last cell), e.g. ``cuda (NVIDIA H200)``."""
+    text = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    for line in text.splitlines():
+        if line.startswith("device"):
+            return line.split(None, 1)[1].strip()
+    return "?"
+
+
+def times_table(root: Path) -> str:
+    """Markdown table: each lab's measured wall time per budget (smoke file, committed run cards)."""
+    import json
+
+    import nbformat
+
+    smoke = json.loads((root / TIMES_FILE).read_text()) if (root / TIMES_FILE).exists() else {"times": {}}
+    rows = ["| Lab | `smoke` | `cpu` (2-core CPU) | `gpu` |", "| --- | --- | --- | --- |"]
+    for path in notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        meta = nb.metadata.get("seqlab", {})
+        cells = {"cpu": "not measured", "gpu": "not measured"}
+        if meta.get("budget") in cells:
+            minutes = meta["wall_time_s"] / 60
+            cells[meta["budget"]] = f"{minutes:.1f} min" + ("" if meta["budget"] == "cpu" else f", {_card_device(nb)}")
+        s = smoke["times"].get(path.stem)
+        quick = f"{s['seconds']:.0f} s" if s else "not measured"
+        rows.append(f"| {{doc}}`/notebooks/{path.stem}` | {quick} | {cells['cpu']} | {cells['gpu']} |")
+    return "\n".join(rows)
+
+
+def times(root: Path, write: bool) -> list[str]:
+    """Check (or rewrite) the run-time table of the instructors' guide. Returns a list of problems."""
+    page = root / TIMES_PAGE
+    text = page.read_text()
+    if TIMES_START not in text or TIMES_END not in text:
+        return [f"{TIMES_PAGE}: no {TIMES_START} ... {TIMES_END} block"]
+    head, rest = text.split(TIMES_START, 1)
+    _, tail = rest.split(TIMES_END, 1)
+    fresh = f"{head}{TIMES_START}\n{times_table(root)}\n{TIMES_END}{tail}"
+    if fresh == text:
+        return []
+    if write:
+        page.write_text(fresh)
+        print(f"rewrote the run-time table of {TIMES_PAGE}")
+        return []
+    return [f"{TIMES_PAGE}: the run-time table differs from the run cards; run `python -m seqlab times --write`"]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -139,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("execute", help="run notebooks in place with a full budget")
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
+    t = sub.add_parser("times", help="check or rewrite the instructors' table of run times per lab")
+    t.add_argument("--write", action="store_true", help="rewrite the table instead of checking it")
+    t.add_argument("--measure-smoke", action="store_true",
+                   help=f"first run every lab under the smoke budget and record the times in {TIMES_FILE}")
     sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench {rnn,attention,gpt} --help")
     sub.add_parser("leaderboard", help="every language model on one benchmark: python -m seqlab leaderboard --help")
     args = parser.parse_args(argv)
@@ -150,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             print(p, file=sys.stderr)
         if not problems:
             print("bootstrap cells match _config.yml")
+        return 1 if problems else 0
+    if args.command == "times":
+        if args.measure_smoke:
+            measure_smoke(root)
+        problems = times(root, write=args.write or args.measure_smoke)
+        for p in problems:
+            print(p, file=sys.stderr)
         return 1 if problems else 0
     execute(args.notebooks or notebooks(root), budget=args.budget)
     return 0

@@ -1,0 +1,143 @@
+"""The graded assignments (assignments/): they build, their solutions pass, and grading is fair.
+
+For every master notebook: `otter assign` builds it (and runs every test against the
+solutions), the solutions score full marks through `otter run`, the untouched student
+notebook scores 0 without a crash, and a planted wrong answer loses exactly its question's
+points. One submission that raises and loops forever is graded with a time-out and a score.
+"""
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("manage", ROOT / "assignments" / "manage.py")
+manage = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(manage)
+
+MASTERS = manage.masters()
+
+# One typical mistake per assignment, planted in the solutions: (function, its wrong source).
+# Nothing else in the assignment calls that function, so it must cost exactly its question.
+PLANTED = {
+    "01-kneser-ney": ("bits_per_token", "def bits_per_token(P, ids):\n"
+                      "    ids = np.asarray(ids)\n"
+                      "    return float(-np.log(P[ids[:-1], ids[1:]]).mean())   # nats, not bits\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if not (Path(sys.executable).with_name("otter")).exists():
+        pytest.fail("otter-grader is missing: it is in requirements-dev.txt (make venv)")
+    return manage.build(quiet=True, out=tmp_path_factory.mktemp("assignments"))
+
+
+def solutions(built, name) -> nbformat.NotebookNode:
+    return nbformat.read(built[name]["autograder"].with_name(f"{name}.ipynb"), as_version=4)
+
+
+def replace_function(nb, function: str, source: str) -> None:
+    cells = [c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith(f"def {function}(")]
+    assert len(cells) == 1, f"expected one cell defining {function}, found {len(cells)}"
+    cells[0].source = source
+
+
+def grade(built, name, nb, tmp_path, **kwargs) -> dict:
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return manage.grade_one(built[name]["autograder"], path, **kwargs)
+
+
+def by_question(result) -> dict:
+    return {t["name"]: (t["score"], t["max_score"]) for t in result["tests"]}
+
+
+def test_there_is_an_assignment_per_part():
+    parts = {name[:2] for name in MASTERS}
+    assert {"01", "02", "03", "04", "06"} <= parts, f"assignments found: {sorted(MASTERS)}"
+
+
+@pytest.mark.parametrize("name", MASTERS)
+def test_master_has_public_and_hidden_tests_per_question(name):
+    qs = manage.questions(MASTERS[name])
+    assert len(qs) >= 3 and sum(q["points"] for q in qs.values()) == 10, qs
+    for q, info in qs.items():
+        assert info["public"] >= 1 and info["hidden"] >= 1, f"{name} {q}: {info}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MASTERS)
+def test_solutions_score_full_marks_and_students_get_no_solutions(built, name, tmp_path):
+    result = grade(built, name, solutions(built, name), tmp_path)
+    assert result["score"] == result["possible"] == 10, result
+    assert not result["errors"], result["errors"]
+    qs = manage.questions(MASTERS[name])
+    assert by_question(result) == {q: (v["points"], v["points"]) for q, v in qs.items()}
+    student = nbformat.read(built[name]["student"], as_version=4)
+    text = "\n".join(c.source for c in student.cells)
+    assert "# BEGIN SOLUTION" not in text and "# HIDDEN" not in text
+    # the setup cell, generated from _config.yml, installs the package from the course's repository
+    url, branch = manage._repository()
+    assert f"git+{url}@{branch}" in student.cells[1].source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MASTERS)
+def test_untouched_student_notebook_scores_zero_without_crashing(built, name, tmp_path):
+    result = grade(built, name, nbformat.read(built[name]["student"], as_version=4), tmp_path)
+    assert result["possible"] == 10 and result["score"] == 0, result
+    assert not result["timed_out"]
+    for t in result["tests"]:  # each failure is explained in a sentence, not a traceback
+        assert "Traceback" not in t["output"], t["output"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_a_planted_wrong_answer_loses_exactly_its_points(built, name, tmp_path):
+    function, wrong = PLANTED[name]
+    nb = solutions(built, name)
+    replace_function(nb, function, wrong)
+    result = grade(built, name, nb, tmp_path)
+    scores = by_question(result)
+    lost = [q for q, (score, possible) in scores.items() if score != possible]
+    assert len(lost) == 1, scores
+    assert scores[lost[0]][0] == 0
+    assert result["score"] == 10 - scores[lost[0]][1]
+
+
+@pytest.mark.slow
+def test_a_submission_that_raises_and_loops_is_graded_with_a_time_out(built, tmp_path, monkeypatch):
+    name = "01-kneser-ney"
+    monkeypatch.setenv("SEQLAB_CALL_TIMEOUT", "2")
+    nb = solutions(built, name)
+    function, _ = PLANTED[name]
+    # a function that never returns (its question's tests stop it), a cell that raises,
+    # and a cell that loops forever (the per-cell limit stops it)
+    replace_function(nb, function, f"def {function}(P, ids):\n    while True:\n        pass\n")
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('not finished')"))
+    nb.cells.insert(4, nbformat.v4.new_code_cell("import time\nwhile True:\n    time.sleep(0.1)"))
+    result = grade(built, name, nb, tmp_path, cell_timeout=3)
+    assert not result["timed_out"]
+    assert any("RuntimeError: not finished" in e for e in result["errors"]), result["errors"]
+    assert any("TimeLimit" in e for e in result["errors"]), result["errors"]
+    points = manage.questions(MASTERS[name])
+    lost = next(q for q, (score, possible) in by_question(result).items() if score < possible)
+    assert result["score"] == 10 - points[lost]["points"], result
+    feedback = next(t["output"] for t in result["tests"] if t["name"] == lost)
+    assert f"`{function}` did not return within 2 s" in feedback
+
+
+@pytest.mark.slow
+def test_a_submission_that_ignores_the_cell_limit_is_stopped_whole(built, tmp_path):
+    name = "01-kneser-ney"
+    nb = solutions(built, name)
+    nb.cells.insert(3, nbformat.v4.new_code_cell(
+        "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except BaseException:\n        pass"))
+    result = grade(built, name, nb, tmp_path, cell_timeout=2, timeout=25)
+    assert result["timed_out"] and result["score"] == 0
+    assert "ran past 25 s" in result["errors"][0]
