@@ -27,6 +27,37 @@ PLANTED = {
     "01-kneser-ney": ("bits_per_token", "def bits_per_token(P, ids):\n"
                       "    ids = np.asarray(ids)\n"
                       "    return float(-np.log(P[ids[:-1], ids[1:]]).mean())   # nats, not bits\n"),
+    "02-lstm-cell": ("forget_product", '''
+def forget_product(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    h, c = h0, c0
+    product = torch.ones_like(c0)
+    for t in range(1, xs.shape[0]):        # "c_0 -> c_1 has no forget gate yet": skips step 1
+        i, f, g, o = lstm_gates(xs[t], h, W_ih, W_hh, b_ih, b_hh)
+        product = product * f
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+    return product
+'''.lstrip()),
+    "03-masked-attention": ("multi_head_attention", '''
+def multi_head_attention(query, key, value, params, n_heads, key_padding_mask=None, attn_mask=None):
+    B, T_q, D = query.shape
+    d_k = D // n_heads
+    W_q, W_k, W_v = params["in_proj_weight"].chunk(3)
+    b_q, b_k, b_v = params["in_proj_bias"].chunk(3)
+
+    def project_and_split(x, W, b):
+        return (x @ W.T + b).view(x.shape[0], x.shape[1], n_heads, d_k).transpose(1, 2)
+
+    q, k, v = project_and_split(query, W_q, b_q), project_and_split(key, W_k, b_k), project_and_split(value, W_v, b_v)
+    mask = None
+    if key_padding_mask is not None:
+        mask = ~key_padding_mask[:, None, None, :]
+    if attn_mask is not None:
+        mask = attn_mask if mask is None else mask & attn_mask
+    out, weights = attention(q, k, v, mask)
+    out = out.reshape(B, T_q, D)          # merges the heads without moving the head axis back
+    return out @ params["out_proj.weight"].T + params["out_proj.bias"], weights
+'''.lstrip()),
 }
 
 
