@@ -3,6 +3,7 @@
     python assignments/manage.py list
     python assignments/manage.py build [NAME ...]          # what `make assignments` runs
     python assignments/manage.py grade NAME SUBMISSION.ipynb [...] [--csv scores.csv]
+    python assignments/manage.py report [--measure] [--write]   # the table in book/instructors.md
 
 Each assignment is a folder ``assignments/NN-name/`` holding its master notebook
 ``NN-name.ipynb`` (otter's "assign" format). ``build`` stages the master with its
@@ -170,6 +171,7 @@ def grade_one(autograder: Path, submission: Path, *, timeout: float = 900,
     """
     autograder, submission = Path(autograder).resolve(), Path(submission).resolve()
     env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # tiny models: threads only contend with other gradings
     if cell_timeout:
         env["SEQLAB_CELL_TIMEOUT"] = str(int(cell_timeout))
     start = time.perf_counter()
@@ -211,12 +213,111 @@ def cell_errors(stdout: str) -> list[str]:
     return [line.strip() for line in itertools.takewhile(lambda line: line.startswith("  "), lines[1:])]
 
 
+# ----------------------------------------------------------------------------- the instructors' table
+#: What each assignment covers and what its tests compare with (the rest of the table is read
+#: from the masters and from the measured grading times).
+COVERS = {
+    "01-kneser-ney": ("I", "the KenLM-tested n-gram model of `seqlab.models.ngram`"),
+    "02-lstm-cell": ("II", "`torch.nn.LSTMCell` and `torch.nn.LSTM` with copied weights, forward and gradients; autograd for the forget-gate product"),
+    "03-masked-attention": ("III", "`torch.nn.MultiheadAttention` and PyTorch's fused attention with copied weights, forward and gradients; `seqlab.models.attention`"),
+    "04-kv-cache-top-p": ("IV", "`seqlab.generate` (the same sampled tokens from the same seed) and the uncached forward pass of a `seqlab` GPT"),
+    "06-selective-scan": ("VI", "`seqlab`'s Mamba mixer and `seqlab.scan`, forward and gradients"),
+}
+TIMES_FILE = ROOT / "results" / "assignment-grading.json"
+PAGE = ROOT / "book" / "instructors.md"
+START, END = "<!-- assignment-table: start -->", "<!-- assignment-table: end -->"
+
+
+def functions(master: Path) -> dict[str, list[str]]:
+    """{question: names of the functions its solution defines}."""
+    import re
+
+    import nbformat
+
+    found, current, in_solution = {}, None, False
+    for cell in nbformat.read(master, as_version=4).cells:
+        text = cell.source.strip()
+        if cell.cell_type == "raw" and text.startswith("# BEGIN QUESTION"):
+            current = text.split("name:", 1)[1].split()[0]
+            found[current] = []
+        elif cell.cell_type == "raw" and text in ("# BEGIN SOLUTION", "# END SOLUTION"):
+            in_solution = text == "# BEGIN SOLUTION"
+        elif in_solution and cell.cell_type == "code":
+            found[current] += re.findall(r"^def (\w+)\(", cell.source, flags=re.M)
+    return found
+
+
+def measure(names: list[str] | None = None) -> dict:
+    """Build, then grade the solutions and the untouched student notebook of each; save the times."""
+    import datetime
+    import platform
+
+    record = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "command": "python assignments/manage.py report --measure", "assignments": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build(names, out=Path(tmp))
+        for name, info in built.items():
+            load = os.getloadavg()[0]
+            solved = grade_one(info["autograder"], info["autograder"].with_name(f"{name}.ipynb"))
+            untouched = grade_one(info["autograder"], info["student"])
+            record["assignments"][name] = {
+                "build_s": round(info["seconds"], 1), "load_before": round(load, 2),
+                "solutions": {"score": solved["score"], "possible": solved["possible"], "seconds": round(solved["seconds"], 1)},
+                "untouched": {"score": untouched["score"], "possible": untouched["possible"], "seconds": round(untouched["seconds"], 1)},
+            }
+            print(f"{name}: solutions {solved['score']:g}/{solved['possible']:g} in {solved['seconds']:.1f} s, "
+                  f"untouched {untouched['score']:g}/{untouched['possible']:g} in {untouched['seconds']:.1f} s "
+                  f"(load {load:.2f} before)")
+    TIMES_FILE.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def table() -> str:
+    """The instructors' guide's table of assignments: questions, points, coverage, grading time."""
+    measured = json.loads(TIMES_FILE.read_text())["assignments"] if TIMES_FILE.exists() else {}
+    rows = ["| Assignment | Part | Questions: what students write (points) | Checked against | Grading time per submission |",
+            "| --- | --- | --- | --- | --- |"]
+    for name, master in masters().items():
+        part, reference = COVERS.get(name, ("?", "?"))
+        qs, fns = questions(master), functions(master)
+        what = "; ".join(f"{q} {', '.join(f'`{f}`' for f in fns.get(q, []))} ({v['points']:g})" for q, v in qs.items())
+        m = measured.get(name)
+        when = (f"{m['solutions']['seconds']:.0f} s (solutions, {m['solutions']['score']:g}/{m['solutions']['possible']:g}); "
+                f"{m['untouched']['seconds']:.0f} s (untouched, {m['untouched']['score']:g}/{m['untouched']['possible']:g})"
+                if m else "not measured")
+        total = sum(v["points"] for v in qs.values())
+        rows.append(f"| `{name}` ({total:g} points) | {part} | {what} | {reference} | {when} |")
+    return "\n".join(rows)
+
+
+def report(write: bool) -> list[str]:
+    """Check (or rewrite) the assignment table of book/instructors.md. Returns a list of problems."""
+    text = PAGE.read_text()
+    if START not in text or END not in text:
+        return [f"{PAGE.name}: no {START} ... {END} block"]
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    fresh = f"{head}{START}\n{table()}\n{END}{tail}"
+    if fresh == text:
+        return []
+    if write:
+        PAGE.write_text(fresh)
+        print(f"rewrote the assignment table of {PAGE.relative_to(ROOT)}")
+        return []
+    return [f"{PAGE.name}: the assignment table is stale; run `python assignments/manage.py report --write`"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="manage.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the assignments")
     b = sub.add_parser("build", help="otter assign each master into _build/assignments/")
     b.add_argument("names", nargs="*")
+    r = sub.add_parser("report", help="check (rewrite) the assignment table of book/instructors.md")
+    r.add_argument("--write", action="store_true", help="rewrite the table instead of checking it")
+    r.add_argument("--measure", action="store_true",
+                   help="first build and grade every assignment and record the times in results/")
     g = sub.add_parser("grade", help="grade submissions locally with the autograder")
     g.add_argument("name")
     g.add_argument("submissions", nargs="+", type=Path)
@@ -234,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "build":
         build(args.names)
         return 0
+    if args.cmd == "report":
+        if args.measure:
+            measure()
+        problems = report(write=args.write or args.measure)
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1 if problems else 0
     zips = sorted((BUILD / args.name / "autograder").glob("*.zip"))
     if not zips:
         raise SystemExit(f"no autograder for {args.name!r}: run `make assignments` first")

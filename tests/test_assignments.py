@@ -6,8 +6,7 @@ notebook scores 0 without a crash, and a planted wrong answer loses exactly its 
 points. One submission that raises and loops forever is graded with a time-out and a score.
 """
 import importlib.util
-import os
-import shutil
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +36,14 @@ def forget_product(xs, h0, c0, W_ih, W_hh, b_ih, b_hh):
         c = f * c + i * g
         h = o * torch.tanh(c)
     return product
+'''.lstrip()),
+    "04-kv-cache-top-p": ("attend_with_cache", '''
+def attend_with_cache(q, k, v, cache=None):
+    if cache is not None:
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+    scores = q @ k.transpose(-2, -1) / q.size(-1) ** 0.5
+    weights = torch.softmax(scores, dim=-1)                              # forgot the causal mask
+    return weights @ v, (k, v)
 '''.lstrip()),
     "03-masked-attention": ("multi_head_attention", '''
 def multi_head_attention(query, key, value, params, n_heads, key_padding_mask=None, attn_mask=None):
@@ -91,6 +98,18 @@ def by_question(result) -> dict:
 def test_there_is_an_assignment_per_part():
     parts = {name[:2] for name in MASTERS}
     assert {"01", "02", "03", "04", "06"} <= parts, f"assignments found: {sorted(MASTERS)}"
+
+
+def test_instructors_table_lists_every_assignment_as_measured():
+    """book/instructors.md's table is generated (`manage.py report --write`) from the masters and
+    results/assignment-grading.json (`manage.py report --measure`)."""
+    assert set(manage.COVERS) == set(MASTERS), "describe each assignment in manage.COVERS"
+    assert manage.report(write=False) == []
+    measured = json.loads(manage.TIMES_FILE.read_text())["assignments"]
+    assert set(measured) == set(MASTERS), "re-measure: python assignments/manage.py report --measure"
+    for name, m in measured.items():
+        assert m["solutions"]["score"] == m["solutions"]["possible"] == 10, (name, m)
+        assert m["untouched"]["score"] == 0, (name, m)
 
 
 @pytest.mark.parametrize("name", MASTERS)
