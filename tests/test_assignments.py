@@ -45,6 +45,19 @@ def attend_with_cache(q, k, v, cache=None):
     weights = torch.softmax(scores, dim=-1)                              # forgot the causal mask
     return weights @ v, (k, v)
 '''.lstrip()),
+    "06-selective-scan": ("parallel_scan", '''
+def parallel_scan(a, b, h0=None):
+    if h0 is not None:
+        b = torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1)
+    d = 1
+    while d < b.size(1):
+        a_prev = torch.cat([torch.ones_like(a[:, :d]), a[:, :-d]], dim=1)
+        b_prev = torch.cat([torch.zeros_like(b[:, :d]), b[:, :-d]], dim=1)
+        a = a * a_prev                 # the combined decay of this round ...
+        b = a * b_prev + b             # ... but b needs the decay from before the round
+        d *= 2
+    return b
+'''.lstrip()),
     "03-masked-attention": ("multi_head_attention", '''
 def multi_head_attention(query, key, value, params, n_heads, key_padding_mask=None, attn_mask=None):
     B, T_q, D = query.shape

@@ -15,7 +15,7 @@ autograder installs it through :class:`CellTimeout`, an otter-grader plugin), an
 :func:`call` stops a single call. Both use ``SIGALRM``, so they work on Linux and macOS in
 the kernel's main thread; elsewhere they do nothing.
 
-Nothing here imports otter-grader except the plugin class, which only otter imports.
+Nothing here imports otter-grader.
 """
 from __future__ import annotations
 
@@ -195,13 +195,7 @@ def install_cell_timeout(seconds: float | None = None) -> None:
     ip.events.register("post_run_cell", disarm)
 
 
-try:  # the plugin base class exists only where otter-grader is installed
-    from otter.plugins import AbstractOtterPlugin as _PluginBase
-except ImportError:  # pragma: no cover - the course itself never needs otter
-    _PluginBase = object
-
-
-class CellTimeout(_PluginBase):
+class CellTimeout:
     """otter-grader plugin: limit every cell of a submission, and report the cells that failed.
 
     Before the submission runs it adds a first cell that calls :func:`install_cell_timeout`;
@@ -213,6 +207,14 @@ class CellTimeout(_PluginBase):
 
     REPORT_TITLE = "Cells that stopped with an error while grading"
 
+    # otter calls a plugin's events only where the plugin has them (``hasattr``), so this class
+    # needs nothing from otter, and importing seqlab.grading never imports otter.
+    def __init__(self, submission_path, submission_metadata, plugin_config):
+        self.submission_path = submission_path
+        self.submission_metadata = submission_metadata
+        self.plugin_config = plugin_config
+        self.errors = []
+
     def after_grading(self, results):
         self.errors = []
         for cell in getattr(results, "notebook", None) and results.notebook.cells or []:
@@ -222,7 +224,7 @@ class CellTimeout(_PluginBase):
                     self.errors.append(f"{first[:60]!r}: {out['ename']}: {out['evalue']}")
 
     def generate_report(self):
-        if not getattr(self, "errors", None):
+        if not self.errors:
             return ""
         return "\n".join([f"{self.REPORT_TITLE}:"] + [f"  {e}" for e in self.errors])
 
