@@ -35,6 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))  # seqlab from this checkout, installed or not
 BUILD = ROOT / "_build" / "assignments"
 SETUP_TAG = "otter-setup"  # the master's setup cell, generated here from _config.yml
 
@@ -75,7 +76,6 @@ def _otter() -> list[str]:
 
 
 def _repository() -> tuple[str, str]:
-    sys.path.insert(0, str(ROOT / "src"))
     from seqlab.booktools import repository_url
 
     return repository_url(ROOT)
@@ -293,19 +293,9 @@ def table() -> str:
 
 def report(write: bool) -> list[str]:
     """Check (or rewrite) the assignment table of book/instructors.md. Returns a list of problems."""
-    text = PAGE.read_text()
-    if START not in text or END not in text:
-        return [f"{PAGE.name}: no {START} ... {END} block"]
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    fresh = f"{head}{START}\n{table()}\n{END}{tail}"
-    if fresh == text:
-        return []
-    if write:
-        PAGE.write_text(fresh)
-        print(f"rewrote the assignment table of {PAGE.relative_to(ROOT)}")
-        return []
-    return [f"{PAGE.name}: the assignment table is stale; run `python assignments/manage.py report --write`"]
+    from seqlab.booktools import sync_block
+
+    return sync_block(PAGE, START, END, table(), write, "python assignments/manage.py report --write")
 
 
 def main(argv: list[str] | None = None) -> int:

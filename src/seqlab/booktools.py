@@ -192,22 +192,31 @@ def times_table(root: Path) -> str:
     return "\n".join(rows)
 
 
-def times(root: Path, write: bool) -> list[str]:
-    """Check (or rewrite) the run-time table of the instructors' guide. Returns a list of problems."""
-    page = root / TIMES_PAGE
+def sync_block(page: Path, start: str, end: str, body: str, write: bool, fix: str) -> list[str]:
+    """Check (or rewrite) the generated text between the markers ``start`` and ``end`` of ``page``.
+
+    Returns a list of problems (empty when the block already holds ``body`` or was rewritten);
+    ``fix`` is the command that regenerates it, named in the problem.
+    """
     text = page.read_text()
-    if TIMES_START not in text or TIMES_END not in text:
-        return [f"{TIMES_PAGE}: no {TIMES_START} ... {TIMES_END} block"]
-    head, rest = text.split(TIMES_START, 1)
-    _, tail = rest.split(TIMES_END, 1)
-    fresh = f"{head}{TIMES_START}\n{times_table(root)}\n{TIMES_END}{tail}"
+    if start not in text or end not in text:
+        return [f"{page.name}: no {start} ... {end} block"]
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    fresh = f"{head}{start}\n{body}\n{end}{tail}"
     if fresh == text:
         return []
     if write:
         page.write_text(fresh)
-        print(f"rewrote the run-time table of {TIMES_PAGE}")
+        print(f"rewrote a generated table of {page.name}")
         return []
-    return [f"{TIMES_PAGE}: the run-time table differs from the run cards; run `python -m seqlab times --write`"]
+    return [f"{page.name}: a generated table is stale; run `{fix}`"]
+
+
+def times(root: Path, write: bool) -> list[str]:
+    """Check (or rewrite) the run-time table of the instructors' guide. Returns a list of problems."""
+    return sync_block(root / TIMES_PAGE, TIMES_START, TIMES_END, times_table(root), write,
+                      "python -m seqlab times --write")
 
 
 def main(argv: list[str] | None = None) -> int:
