@@ -44,8 +44,9 @@ endif
 
 # Student notebooks and autograder zips for every master in assignments/ (otter assign),
 # in _build/assignments/NAME/{student,autograder}; fails if a master's solutions fail its tests.
+ASSIGNMENTS_OUT ?= _build/assignments
 assignments: $(STAMP)
-	$(PY) assignments/manage.py build
+	$(PY) assignments/manage.py build --out $(ASSIGNMENTS_OUT)
 
 # Unit, equivalence and reliability tests, every notebook under the smoke budget (nbval),
 # and the book build, in parallel.

@@ -127,6 +127,15 @@ def stage(name: str, master: Path, folder: Path) -> Path:
     return staged
 
 
+def outputs(name: str, out: Path = BUILD) -> dict[str, Path]:
+    """Where ``build`` put an assignment: {"student": notebook, "autograder": zip}."""
+    dest = Path(out).resolve() / name
+    zips = sorted((dest / "autograder").glob("*.zip"))
+    if not zips:
+        raise SystemExit(f"no autograder for {name!r} in {dest}: run `make assignments` first")
+    return {"student": dest / "student" / f"{name}.ipynb", "autograder": zips[-1]}
+
+
 def build(names: list[str] | None = None, quiet: bool = False, out: Path = BUILD) -> dict[str, dict]:
     """``otter assign`` each master into ``out/NAME``; returns {name: {"student", "autograder", "seconds"}}."""
     found = masters()
@@ -147,12 +156,7 @@ def build(names: list[str] | None = None, quiet: bool = False, out: Path = BUILD
             )
         if proc.returncode != 0:
             raise SystemExit(f"otter assign failed for {name}:\n{proc.stdout}\n{proc.stderr}")
-        zips = sorted((dest / "autograder").glob("*.zip"))
-        built[name] = {
-            "student": dest / "student" / f"{name}.ipynb",
-            "autograder": zips[-1],
-            "seconds": time.perf_counter() - start,
-        }
+        built[name] = {**outputs(name, out), "seconds": time.perf_counter() - start}
         if not quiet:
             print(f"{name}: student notebook {built[name]['student']}, "
                   f"autograder {built[name]['autograder']} ({built[name]['seconds']:.1f} s)")
@@ -304,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the assignments")
     b = sub.add_parser("build", help="otter assign each master into _build/assignments/")
     b.add_argument("names", nargs="*")
+    b.add_argument("--out", type=Path, default=BUILD, help="output folder (default: _build/assignments)")
     r = sub.add_parser("report", help="check (rewrite) the assignment table of book/instructors.md")
     r.add_argument("--write", action="store_true", help="rewrite the table instead of checking it")
     r.add_argument("--measure", action="store_true",
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {sum(v['points'] for v in qs.values()):g} points ({detail})  {path.relative_to(ROOT)}")
         return 0
     if args.cmd == "build":
-        build(args.names)
+        build(args.names, out=args.out)
         return 0
     if args.cmd == "report":
         if args.measure:
@@ -332,12 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         return 1 if problems else 0
-    zips = sorted((BUILD / args.name / "autograder").glob("*.zip"))
-    if not zips:
-        raise SystemExit(f"no autograder for {args.name!r}: run `make assignments` first")
+    autograder = outputs(args.name)["autograder"]
     rows = []
     for path in args.submissions:
-        r = grade_one(zips[-1], path, timeout=args.timeout, cell_timeout=args.cell_timeout)
+        r = grade_one(autograder, path, timeout=args.timeout, cell_timeout=args.cell_timeout)
         note = "; ".join(r["errors"]) if r["errors"] else "ok"
         print(f"{path}: {r['score']:g} / {r['possible'] if r['possible'] is not None else '?'} "
               f"points in {r['seconds']:.1f} s ({note})")
