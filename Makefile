@@ -21,24 +21,41 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -e .
 	@touch $(STAMP)
 
+# The book's JavaScript is served by the built site itself, never by a CDN, so that math and
+# widgets render offline: MathJax, require.js and the ipywidgets HTML manager are installed from
+# the npm registry into _build/npm (never committed) and copied into the site's vendor/ folder
+# (not _static/, which Jupyter Book links from every page). _config.yml points at vendor/.
+NPM_DIR  := _build/npm
+NPM_PKGS := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.6
+NODE_MODULES := $(NPM_DIR)/node_modules
+
+$(NPM_DIR)/.installed:
+	@command -v npm >/dev/null || { echo "make book needs npm (e.g. apt install npm) to fetch MathJax and the widget manager"; exit 1; }
+	npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error --prefix $(NPM_DIR) $(NPM_PKGS)
+	@touch $@
+
 # `make book HIDE_SOLUTIONS=1` builds the same book with every exercise's solution left out
 # (sphinx-exercise's hide_solutions), into _build/no-solutions/_build/html: the version to publish
-# while a class is working on the exercises.
+# while a class is working on the exercises. BOOK_OUT=DIR builds into DIR/_build/html instead.
 ifeq ($(HIDE_SOLUTIONS),1)
-BOOK_OUT   := _build/no-solutions
-BOOK_FLAGS := --config $(BOOK_OUT)/_config.yml --path-output $(BOOK_OUT)
-BOOK_HTML  := $(BOOK_OUT)/_build/html
+BOOK_OUT   ?= _build/no-solutions
+BOOK_FLAGS  = --config $(BOOK_OUT)/_config.yml
 else
-BOOK_FLAGS :=
-BOOK_HTML  := _build/html
+BOOK_OUT   ?= .
+BOOK_FLAGS  =
 endif
+BOOK_HTML   = $(BOOK_OUT)/_build/html
 
-book: $(STAMP)
+book: $(STAMP) $(NPM_DIR)/.installed
 ifeq ($(HIDE_SOLUTIONS),1)
-	@mkdir -p $(BOOK_OUT)
-	$(PY) -c "import yaml; c = yaml.safe_load(open('_config.yml')); c.setdefault('sphinx', {}).setdefault('config', {})['hide_solutions'] = True; yaml.safe_dump(c, open('$(BOOK_OUT)/_config.yml', 'w'), sort_keys=False)"
+	$(PY) -m seqlab config-without-solutions $(BOOK_OUT)/_config.yml
 endif
-	$(VENV)/bin/jupyter-book build . -W --keep-going $(BOOK_FLAGS)
+	$(VENV)/bin/jupyter-book build . -W --keep-going --path-output $(BOOK_OUT) $(BOOK_FLAGS)
+	rm -rf $(BOOK_HTML)/vendor && mkdir -p $(BOOK_HTML)/vendor/html-manager
+	cp -r $(NODE_MODULES)/mathjax/es5 $(BOOK_HTML)/vendor/mathjax
+	cp $(NODE_MODULES)/requirejs/require.js $(BOOK_HTML)/vendor/require.js
+	cp -r $(NODE_MODULES)/@jupyter-widgets/html-manager/dist $(BOOK_HTML)/vendor/html-manager/dist
+	find $(BOOK_HTML)/vendor -name '*.map' -delete
 	@echo
 	@echo "The book is at $(abspath $(BOOK_HTML)/index.html)"
 

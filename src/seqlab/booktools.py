@@ -120,6 +120,24 @@ def execute(paths: list[Path], budget: str | None = None, timeout: int = 1800) -
         print(f"  done in {seconds:.0f} s -> {path}")
 
 
+def config_without_solutions(root: Path, out: Path) -> Path:
+    """Write a copy of ``_config.yml`` to ``out`` that hides every exercise's solution.
+
+    (sphinx-exercise's ``hide_solutions``; ``make book HIDE_SOLUTIONS=1`` builds with it.) Paths
+    that Jupyter Book reads relative to the config file are made absolute.
+    """
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    sphinx = config.setdefault("sphinx", {})
+    sphinx.setdefault("config", {})["hide_solutions"] = True
+    sphinx["local_extensions"] = {name: str((root / path).resolve())
+                                  for name, path in (sphinx.get("local_extensions") or {}).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
 # ----------------------------------------------------------------------------- run times per lab
 TIMES_FILE = Path("results") / "smoke-times.json"
 TIMES_PAGE = Path("book") / "instructors.md"
@@ -239,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("execute", help="run notebooks in place with a full budget")
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
+    h = sub.add_parser("config-without-solutions", help="write a _config.yml that hides the exercise solutions")
+    h.add_argument("out", type=Path)
     t = sub.add_parser("times", help="check or rewrite the instructors' table of run times per lab")
     t.add_argument("--write", action="store_true", help="rewrite the table instead of checking it")
     t.add_argument("--measure-smoke", action="store_true",
@@ -255,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         if not problems:
             print("bootstrap cells match _config.yml")
         return 1 if problems else 0
+    if args.command == "config-without-solutions":
+        print(f"wrote {config_without_solutions(root, args.out)}")
+        return 0
     if args.command == "times":
         if args.measure_smoke:
             measure_smoke(root)

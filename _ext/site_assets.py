@@ -1,0 +1,48 @@
+"""Sphinx extension: every page of the book works offline, with no console errors.
+
+* The ipywidgets HTML manager (copied into the site's ``vendor/`` by ``make book``) loads its
+  own fonts from the folder that require.js says its modules came from. Each page therefore
+  tells require.js, right after loading it, where ``@jupyter-widgets/html-manager/dist``
+  lives relative to that page; otherwise the fonts are looked for next to the page.
+* The widget manager typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``; the book
+  loads MathJax 3, which has no ``Hub``. A small shim maps that call to MathJax 3's
+  ``typesetPromise``, so widget pages raise no errors.
+* sphinx-thebe's configuration script is added twice by Jupyter Book 1 (a ``const``
+  declared twice: a console error on every page). The book has no live-code (thebe) buttons,
+  so its scripts are dropped.
+"""
+from sphinx.builders.html._assets import _JavaScript
+
+MANAGER = "vendor/html-manager/dist"
+HUB_SHIM = """document.addEventListener("DOMContentLoaded", () => {
+  const mj = window.MathJax;
+  if (mj && !mj.Hub) {
+    mj.Hub = {Queue: (job) => (mj.startup ? mj.startup.promise : Promise.resolve())
+      .then(() => mj.typesetPromise && mj.typesetPromise([job[2]]))};
+  }
+});"""
+
+
+def _scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    kept = []
+    for js in scripts:
+        name = str(getattr(js, "filename", js) or "")
+        body = js.attributes.get("body", "") if isinstance(js, _JavaScript) else ""
+        if "thebe" in name or "THEBE_JS_URL" in body:
+            continue
+        if name.endswith("html-manager/dist/embed-amd.js"):
+            kept.append(_JavaScript(None, body=HUB_SHIM))
+        kept.append(js)
+        if name.endswith("vendor/require.js"):
+            where = context["pathto"](MANAGER, 1)
+            kept.append(_JavaScript(
+                None, body=f'require.config({{paths: {{"@jupyter-widgets/html-manager/dist": "{where}"}}}});'))
+    context["script_files"] = kept
+
+
+def setup(app):
+    app.connect("html-page-context", _scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
