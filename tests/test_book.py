@@ -143,3 +143,32 @@ def test_instructors_run_time_table_matches_the_run_cards():
         row = next(line for line in table.splitlines() if f"/notebooks/{path.stem}`" in line)
         cell = row.split("|")[3 if budget == "cpu" else 4]
         assert "min" in cell, row
+
+
+def _svg_texts(path: Path) -> list[str]:
+    import xml.etree.ElementTree as ET
+
+    return ["".join(t.itertext()).strip() for t in ET.parse(path).iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_front_page_timeline_is_drawn_from_its_table(tmp_path):
+    """book/figures/timeline.svg is `python -m seqlab timeline` applied to book/timeline.csv."""
+    rows = booktools.timeline_rows(ROOT)
+    assert rows[0]["year"] == "1913" and int(rows[-1]["year"]) >= 2025
+    fresh = booktools.timeline_figure(ROOT, tmp_path / "timeline.svg")
+    committed = ROOT / booktools.TIMELINE_FIGURE
+    assert _svg_texts(fresh) == _svg_texts(committed), "redraw it: python -m seqlab timeline"
+    texts = _svg_texts(committed)
+    for row in rows:
+        assert row["event"] in texts and row["year"] in texts, row
+    assert "figures/timeline.svg" in (ROOT / "book" / "index.md").read_text()
+
+
+def test_timeline_rows_are_checked(tmp_path):
+    copy = tmp_path / "repo"
+    (copy / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "references.bib", copy / "references.bib")
+    (copy / "book" / "01-ngrams.md").write_text("# x\n")
+    (copy / "book" / "timeline.csv").write_text("year,event,part,chapter,cite\n1948,Shannon,I,01-ngrams,nosuchkey\n")
+    with pytest.raises(ValueError, match="nosuchkey"):
+        booktools.timeline_rows(copy)

@@ -63,8 +63,80 @@ def _bootstrap_cell(nb):
     return None
 
 
+LINKS_START, LINKS_END = "<!-- lab-links: start -->", "<!-- lab-links: end -->"
+
+
+def chapter_labs(root: Path) -> dict[str, list[str]]:
+    """{chapter page stem: [its labs' notebook stems]}, from the sections of ``_toc.yml``."""
+    import yaml
+
+    found = {}
+
+    def walk(entries):
+        for entry in entries or []:
+            labs = [s["file"].split("/", 1)[1] for s in entry.get("sections", []) if s.get("file", "").startswith("notebooks/")]
+            if entry.get("file", "").startswith("book/") and labs:
+                found[entry["file"].split("/", 1)[1]] = labs
+            for key in ("chapters", "parts", "sections"):
+                walk(entry.get(key))
+
+    if (root / "_toc.yml").exists():
+        walk(yaml.safe_load((root / "_toc.yml").read_text()).get("parts"))
+    return found
+
+
+def lab_links(url: str, branch: str, labs: list[str]) -> str:
+    """The buttons under a chapter's title: open each of its labs in Colab, or download it."""
+    if "github.com/" not in url:
+        raise ValueError(f"repository.url {url!r} is not a GitHub address; Colab opens notebooks from GitHub")
+    repo = url.split("github.com/", 1)[1]
+    lines = []
+    for lab in labs:
+        lines += [f"```{{button-link}} https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{lab}.ipynb",
+                  ":color: primary", ":outline:", "", f"Open the lab in Colab: {lab}.ipynb", "```",
+                  f"{{download}}`Download the notebook <../notebooks/{lab}.ipynb>`", ""]
+    return "\n".join(lines).rstrip()
+
+
+def _sync_chapter_links(root: Path, url: str, branch: str, write: bool) -> list[str]:
+    problems = []
+    for chapter, labs in chapter_labs(root).items():
+        page = root / "book" / f"{chapter}.md"
+        text = page.read_text()
+        if LINKS_START not in text:  # first time: under the title
+            title, rest = text.split("\n", 1)
+            text = f"{title}\n\n{LINKS_START}\n{LINKS_END}\n{rest}"
+            if write:
+                page.write_text(text)
+        problems += sync_block(page, LINKS_START, LINKS_END, lab_links(url, branch, labs), write,
+                               "python -m seqlab bootstrap --write")
+    return problems
+
+
+CITE_START, CITE_END = "<!-- citation: start -->", "<!-- citation: end -->"
+
+
+def citation(root: Path, url: str) -> str:
+    """The BibTeX entry on the front page, with the repository's address from ``_config.yml``."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    return "\n".join([
+        "```bibtex",
+        "@misc{ngrams2mamba,",
+        f"  title        = {{{config['title']}: a history of sequence models, told as experiments you can run}},",
+        f"  author       = {{{{{config['author']}}}}},",
+        f"  year         = {{{config['copyright']}}},",
+        f"  howpublished = {{\\url{{{url}}}}},",
+        "  note         = {Online book, lab notebooks and the seqlab library}",
+        "}",
+        "```",
+    ])
+
+
 def bootstrap(root: Path, write: bool) -> list[str]:
-    """Check (or rewrite) every notebook's bootstrap cell. Returns a list of problems."""
+    """Check (or rewrite) every notebook's bootstrap cell, and the Colab and download buttons
+    under each chapter's title. Returns a list of problems."""
     import nbformat
 
     expected = bootstrap_source(*repository_url(root))
@@ -82,6 +154,11 @@ def bootstrap(root: Path, write: bool) -> list[str]:
                 print(f"rewrote the bootstrap cell of {path.name}")
             else:
                 problems.append(f"{path.name}: bootstrap cell differs from the one _config.yml generates")
+    url, branch = repository_url(root)
+    problems += _sync_chapter_links(root, url, branch, write)
+    if (root / "book" / "index.md").exists():
+        problems += sync_block(root / "book" / "index.md", CITE_START, CITE_END, citation(root, url), write,
+                               "python -m seqlab bootstrap --write")
     return problems
 
 
@@ -138,6 +215,67 @@ def config_without_solutions(root: Path, out: Path) -> Path:
     return out
 
 
+# ----------------------------------------------------------------------------- the front page's timeline
+TIMELINE_DATA = Path("book") / "timeline.csv"
+TIMELINE_FIGURE = Path("book") / "figures" / "timeline.svg"
+PARTS = {"I": "Counting", "II": "Recurrence", "III": "Attention", "IV": "Pre-training",
+         "V": "The hardware lottery", "VI": "Beyond attention", "VII": "The grand comparison"}
+
+
+def timeline_rows(root: Path) -> list[dict]:
+    """The rows of ``book/timeline.csv``, checked: a year, a part, an existing chapter, a cited key."""
+    import csv
+
+    bib = (root / "references.bib").read_text()
+    rows = list(csv.DictReader((root / TIMELINE_DATA).open()))
+    for i, row in enumerate(rows, start=2):
+        where = f"{TIMELINE_DATA}, line {i}"
+        if not row["year"].isdigit():
+            raise ValueError(f"{where}: year {row['year']!r} is not a year")
+        if row["part"] not in PARTS:
+            raise ValueError(f"{where}: part {row['part']!r} is not one of {list(PARTS)}")
+        if not (root / "book" / f"{row['chapter']}.md").exists():
+            raise ValueError(f"{where}: no chapter book/{row['chapter']}.md")
+        if f"{{{row['cite']},".lower() not in bib.lower():
+            raise ValueError(f"{where}: {row['cite']!r} is not in references.bib")
+    if [int(r["year"]) for r in rows] != sorted(int(r["year"]) for r in rows):
+        raise ValueError(f"{TIMELINE_DATA}: rows must be in order of year")
+    return rows
+
+
+def timeline_figure(root: Path, out: Path | None = None) -> Path:
+    """Draw the history as a vertical timeline from ``book/timeline.csv``: one dot per idea,
+    coloured by the part of the course that tells it. Writes an SVG whose text stays text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = timeline_rows(root)
+    out = out or root / TIMELINE_FIGURE
+    colours = dict(zip(PARTS, plt.get_cmap("tab10").colors))
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "seqlab-timeline"}):
+        fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(rows) + 1.2))
+        ys = range(len(rows) - 1, -1, -1)
+        ax.plot([0, 0], [-0.6, len(rows) - 0.4], color="0.8", lw=2, zorder=1)
+        for y, row in zip(ys, rows):
+            ax.scatter([0], [y], s=55, color=colours[row["part"]], zorder=2)
+            ax.text(-0.12, y, row["year"], ha="right", va="center", fontsize=10, fontweight="bold")
+            ax.text(0.12, y, row["event"], ha="left", va="center", fontsize=10)
+        used = [p for p in PARTS if any(r["part"] == p for r in rows)]
+        handles = [plt.Line2D([], [], ls="", marker="o", color=colours[p], label=f"Part {p}: {PARTS[p]}")
+                   for p in used]
+        ax.legend(handles=handles, loc="lower right", frameon=False, fontsize=9)
+        ax.set_xlim(-0.9, 5.0)
+        ax.set_ylim(-0.8, len(rows) - 0.2)
+        ax.axis("off")
+        ax.set_title(f"From n-grams to Mamba: {rows[0]['year']} to {rows[-1]['year']}", fontsize=12, loc="left")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+    return out
+
+
 # ----------------------------------------------------------------------------- run times per lab
 TIMES_FILE = Path("results") / "smoke-times.json"
 TIMES_PAGE = Path("book") / "instructors.md"
@@ -189,25 +327,70 @@ def _card_device(nb) -> str:
     return "?"
 
 
-def times_table(root: Path) -> str:
-    """Markdown table: each lab's measured wall time per budget (smoke file, committed run cards)."""
+def lab_times(root: Path) -> dict[str, dict[str, str]]:
+    """{lab: {"smoke", "cpu", "gpu": measured wall time or "not measured"}} from the smoke file
+    and each notebook's committed run (its metadata and run card)."""
     import json
 
     import nbformat
 
     smoke = json.loads((root / TIMES_FILE).read_text()) if (root / TIMES_FILE).exists() else {"times": {}}
-    rows = ["| Lab | `smoke` | `cpu` (2-core CPU) | `gpu` |", "| --- | --- | --- | --- |"]
+    found = {}
     for path in notebooks(root):
         nb = nbformat.read(path, as_version=4)
         meta = nb.metadata.get("seqlab", {})
-        cells = {"cpu": "not measured", "gpu": "not measured"}
-        if meta.get("budget") in cells:
+        times = {"smoke": "not measured", "cpu": "not measured", "gpu": "not measured"}
+        if meta.get("budget") in ("cpu", "gpu"):
             minutes = meta["wall_time_s"] / 60
-            cells[meta["budget"]] = f"{minutes:.1f} min" + ("" if meta["budget"] == "cpu" else f", {_card_device(nb)}")
-        s = smoke["times"].get(path.stem)
-        quick = f"{s['seconds']:.0f} s" if s else "not measured"
-        rows.append(f"| {{doc}}`/notebooks/{path.stem}` | {quick} | {cells['cpu']} | {cells['gpu']} |")
+            device = _card_device(nb)
+            if "(" in device:                       # "cuda (NVIDIA H200)" -> "NVIDIA H200"
+                device = device.split("(", 1)[1].rstrip(")")
+            times[meta["budget"]] = f"{minutes:.1f} min" + ("" if meta["budget"] == "cpu" else f" on {device}")
+        if path.stem in smoke["times"]:
+            times["smoke"] = f"{smoke['times'][path.stem]['seconds']:.0f} s"
+        found[path.stem] = times
+    return found
+
+
+def times_table(root: Path) -> str:
+    """Markdown table: each lab's measured wall time per budget (smoke file, committed run cards)."""
+    rows = ["| Lab | `smoke` | `cpu` (2-core CPU) | `gpu` |", "| --- | --- | --- | --- |"]
+    for lab, t in lab_times(root).items():
+        rows.append(f"| {{doc}}`/notebooks/{lab}` | {t['smoke']} | {t['cpu']} | {t['gpu']} |")
     return "\n".join(rows)
+
+
+def run_time_note(times: dict[str, str]) -> str:
+    """The sentence at the top of a lab that states its measured run time per budget."""
+    def said(budget):
+        t = times[budget]
+        if t == "not measured":
+            return f"`{budget}` not measured yet"
+        return f"`{budget}` {t}" + (" on a 2-core CPU" if budget in ("smoke", "cpu") else "")
+
+    return (f"**Run time** (measured for this book): {'; '.join(said(b) for b in ('smoke', 'cpu', 'gpu'))}. "
+            "Where a budget has no measurement yet, the setup cell prints an estimate.")
+
+
+def _sync_cell_block(path: Path, start: str, end: str, body: str, write: bool, fix: str) -> list[str]:
+    """:func:`sync_block` for the first markdown cell of a notebook (the block is appended when missing)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "markdown")
+    text = cell.source
+    if start not in text:
+        text = f"{text.rstrip()}\n\n{start}\n{end}"
+    head, rest = text.split(start, 1)
+    fresh = f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
+    if fresh == cell.source:
+        return []
+    if write:
+        cell.source = fresh
+        nbformat.write(nb, path)
+        print(f"rewrote the run-time note of {path.name}")
+        return []
+    return [f"{path.name}: its run-time note is stale; run `{fix}`"]
 
 
 def sync_block(page: Path, start: str, end: str, body: str, write: bool, fix: str) -> list[str]:
@@ -226,15 +409,23 @@ def sync_block(page: Path, start: str, end: str, body: str, write: bool, fix: st
         return []
     if write:
         page.write_text(fresh)
-        print(f"rewrote a generated table of {page.name}")
+        print(f"rewrote a generated block of {page.name}")
         return []
-    return [f"{page.name}: a generated table is stale; run `{fix}`"]
+    return [f"{page.name}: a generated block is stale; run `{fix}`"]
+
+
+RUN_TIME_START, RUN_TIME_END = "<!-- run-time: start -->", "<!-- run-time: end -->"
 
 
 def times(root: Path, write: bool) -> list[str]:
-    """Check (or rewrite) the run-time table of the instructors' guide. Returns a list of problems."""
-    return sync_block(root / TIMES_PAGE, TIMES_START, TIMES_END, times_table(root), write,
-                      "python -m seqlab times --write")
+    """Check (or rewrite) the run-time table of the instructors' guide and the run-time note
+    at the top of every lab. Returns a list of problems."""
+    fix = "python -m seqlab times --write"
+    problems = sync_block(root / TIMES_PAGE, TIMES_START, TIMES_END, times_table(root), write, fix)
+    for lab, t in lab_times(root).items():
+        problems += _sync_cell_block(root / "notebooks" / f"{lab}.ipynb", RUN_TIME_START, RUN_TIME_END,
+                                     run_time_note(t), write, fix)
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("execute", help="run notebooks in place with a full budget")
     e.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     e.add_argument("--budget", choices=["cpu", "gpu"], default=None)
+    sub.add_parser("timeline", help=f"redraw {TIMELINE_FIGURE} from {TIMELINE_DATA}")
     h = sub.add_parser("config-without-solutions", help="write a _config.yml that hides the exercise solutions")
     h.add_argument("out", type=Path)
     t = sub.add_parser("times", help="check or rewrite the instructors' table of run times per lab")
@@ -275,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         if not problems:
             print("bootstrap cells match _config.yml")
         return 1 if problems else 0
+    if args.command == "timeline":
+        print(f"wrote {timeline_figure(root)}")
+        return 0
     if args.command == "config-without-solutions":
         print(f"wrote {config_without_solutions(root, args.out)}")
         return 0
