@@ -31,8 +31,9 @@ NODE_MODULES := $(NPM_DIR)/node_modules
 
 $(NPM_DIR)/.installed:
 	@command -v npm >/dev/null || { echo "make book needs npm (e.g. apt install npm) to fetch MathJax and the widget manager"; exit 1; }
-	npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error --prefix $(NPM_DIR) $(NPM_PKGS)
-	@touch $@
+	@mkdir -p $(NPM_DIR)
+	@# under a lock: two builds started together (the parallel tests) install once
+	flock $(NPM_DIR)/.lock sh -c 'test -f $@ || { npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error --prefix $(NPM_DIR) $(NPM_PKGS) && touch $@; }' 
 
 # `make book HIDE_SOLUTIONS=1` builds the same book with every exercise's solution left out
 # (sphinx-exercise's hide_solutions), into _build/no-solutions/_build/html: the version to publish

@@ -38,8 +38,10 @@ def _scripts(app, pagename, templatename, context, doctree):
         kept.append(js)
         if name.endswith("vendor/require.js"):
             where = context["pathto"](MANAGER, 1)
-            kept.append(_JavaScript(
-                None, body=f'require.config({{paths: {{"@jupyter-widgets/html-manager/dist": "{where}"}}}});'))
+            # its CSS names the fonts twice, once under each module name: both must resolve
+            kept.append(_JavaScript(None, body=(
+                f'require.config({{paths: {{"@jupyter-widgets/html-manager/dist": "{where}", '
+                f'"@jupyter-widgets": "{where}"}}}});')))
     context["script_files"] = kept
 
 
