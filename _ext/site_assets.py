@@ -7,11 +7,19 @@
 * The widget manager typesets widget labels with MathJax 2's ``MathJax.Hub.Queue``; the book
   loads MathJax 3, which has no ``Hub``. A small shim maps that call to MathJax 3's
   ``typesetPromise``, so widget pages raise no errors.
+* A committed notebook whose stored outputs hold an error fails the build (a warning, and the
+  book is built with warnings as errors): the book never shows a lab that crashed.
 * sphinx-thebe's configuration script is added twice by Jupyter Book 1 (a ``const``
   declared twice: a console error on every page). The book has no live-code (thebe) buttons,
   so its scripts are dropped.
 """
+import json
+from pathlib import Path
+
 from sphinx.builders.html._assets import _JavaScript
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 MANAGER = "vendor/html-manager/dist"
 HUB_SHIM = """document.addEventListener("DOMContentLoaded", () => {
@@ -45,6 +53,22 @@ def _scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = kept
 
 
+def notebook_errors(path: Path) -> list[str]:
+    """One line per stored error output of a notebook: "cell N raised NAME: VALUE"."""
+    cells = json.loads(path.read_text()).get("cells", [])
+    return [f"cell {i} raised {out.get('ename')}: {out.get('evalue')}"
+            for i, cell in enumerate(cells) for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+
+
+def _check_notebooks(app, env, docnames):
+    for doc in docnames:
+        path = Path(app.srcdir) / f"{doc}.ipynb"
+        if path.exists():
+            for problem in notebook_errors(path):
+                logger.warning(f"{doc}.ipynb: {problem}", location=doc)
+
+
 def setup(app):
+    app.connect("env-before-read-docs", _check_notebooks)
     app.connect("html-page-context", _scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

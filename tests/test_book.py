@@ -172,3 +172,26 @@ def test_timeline_rows_are_checked(tmp_path):
     (copy / "book" / "timeline.csv").write_text("year,event,part,chapter,cite\n1948,Shannon,I,01-ngrams,nosuchkey\n")
     with pytest.raises(ValueError, match="nosuchkey"):
         booktools.timeline_rows(copy)
+
+
+def test_build_warns_about_a_notebook_with_an_error_output(tmp_path):
+    """_ext/site_assets.py turns a stored error output into a warning, so `-W` fails the build."""
+    import types
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import site_assets
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1/0")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero",
+                                                  traceback=[])]
+    nbformat.write(nb, tmp_path / "broken.ipynb")
+    assert site_assets.notebook_errors(tmp_path / "broken.ipynb") == ["cell 0 raised ZeroDivisionError: division by zero"]
+    warnings = []
+    site_assets.logger.warning = lambda message, **kw: warnings.append(message)  # the test's own copy
+    try:
+        site_assets._check_notebooks(types.SimpleNamespace(srcdir=str(tmp_path)), None, ["broken", "absent"])
+    finally:
+        del site_assets.logger.warning
+    assert warnings == ["broken.ipynb: cell 0 raised ZeroDivisionError: division by zero"]
+    for path in NOTEBOOKS:
+        assert site_assets.notebook_errors(path) == [], path.name
