@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 from seqlab import booktools
 
@@ -14,21 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _toc_files(entries):
-    for entry in entries or []:
-        if "file" in entry:
-            yield entry["file"]
-        for key in ("sections", "chapters", "parts"):
-            yield from _toc_files(entry.get(key))
-
-
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no lab"
 
 
 def test_every_notebook_is_in_the_toc():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    listed = set(_toc_files(toc.get("parts"))) | {toc["root"]}
+    listed = set(booktools.toc_pages(ROOT))
     for nb in NOTEBOOKS:
         assert f"notebooks/{nb.stem}" in listed, f"{nb.name} is not in _toc.yml"
     for name in listed:  # and every TOC entry exists

@@ -32,7 +32,6 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-import yaml
 
 from seqlab import booktools
 
@@ -51,15 +50,9 @@ pytestmark = pytest.mark.slow
 
 def _toc_order() -> list[str]:
     """Every page of _toc.yml in reading order, as paths of the built site."""
-    def files(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                yield entry["file"]
-            for key in ("sections", "chapters", "parts"):
-                yield from files(entry.get(key))
+    from seqlab.booktools import toc_pages
 
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [f"{name}.html" for name in [toc["root"], *files(toc.get("parts"))]]
+    return [f"{name}.html" for name in toc_pages(ROOT)]
 
 
 def _markdown(path: Path) -> str:

@@ -66,6 +66,21 @@ def _bootstrap_cell(nb):
 LINKS_START, LINKS_END = "<!-- lab-links: start -->", "<!-- lab-links: end -->"
 
 
+def toc_pages(root: Path) -> list[str]:
+    """Every page of ``_toc.yml`` in reading order (the root first), e.g. ``"book/01-ngrams"``."""
+    import yaml
+
+    def files(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                yield entry["file"]
+            for key in ("sections", "chapters", "parts"):
+                yield from files(entry.get(key))
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    return [toc["root"], *files(toc.get("parts"))]
+
+
 def chapter_labs(root: Path) -> dict[str, list[str]]:
     """{chapter page stem: [its labs' notebook stems]}, from the sections of ``_toc.yml``."""
     import yaml
