@@ -46,22 +46,29 @@ def masters() -> dict[str, Path]:
 
 
 def questions(master: Path) -> dict[str, dict]:
-    """{question: {"points", "public", "hidden"}} read from a master's BEGIN QUESTION / TESTS blocks."""
+    """{question: {"points", "public", "hidden", "functions"}} read from a master's BEGIN QUESTION,
+    SOLUTION and TESTS blocks ("functions": the names its solution defines)."""
+    import re
+
     import nbformat
     import yaml
 
-    found, current, in_tests = {}, None, False
+    found, current, block = {}, None, None
     for cell in nbformat.read(master, as_version=4).cells:
         text = cell.source.strip()
         if cell.cell_type == "raw" and text.startswith("# BEGIN QUESTION"):
             config = yaml.safe_load(text.split("\n", 1)[1])
             points = config.get("points", 0)
             current = found[config["name"]] = {"points": sum(points) if isinstance(points, list) else points,
-                                               "public": 0, "hidden": 0}
-        elif cell.cell_type == "raw" and text in ("# BEGIN TESTS", "# END TESTS"):
-            in_tests = text == "# BEGIN TESTS"
-        elif in_tests and cell.cell_type == "code":
+                                               "public": 0, "hidden": 0, "functions": []}
+        elif cell.cell_type == "raw" and text in ("# BEGIN TESTS", "# BEGIN SOLUTION"):
+            block = text.split()[-1]
+        elif cell.cell_type == "raw" and text in ("# END TESTS", "# END SOLUTION"):
+            block = None
+        elif block == "TESTS" and cell.cell_type == "code":
             current["hidden" if text.lower().startswith("# hidden") else "public"] += 1
+        elif block == "SOLUTION" and cell.cell_type == "code":
+            current["functions"] += re.findall(r"^def (\w+)\(", cell.source, flags=re.M)
     return found
 
 
@@ -210,7 +217,9 @@ def grade_one(autograder: Path, submission: Path, *, timeout: float = 900,
 
 def cell_errors(stdout: str) -> list[str]:
     """The submission's cells that ended in an error, from the report of seqlab's grading plugin."""
-    from_here = stdout.split("Cells that stopped with an error while grading:", 1)
+    from seqlab.grading import CellTimeout
+
+    from_here = stdout.split(f"{CellTimeout.REPORT_TITLE}:", 1)
     if len(from_here) == 1:
         return []
     lines = from_here[1].splitlines()
@@ -230,25 +239,6 @@ COVERS = {
 TIMES_FILE = ROOT / "results" / "assignment-grading.json"
 PAGE = ROOT / "book" / "instructors.md"
 START, END = "<!-- assignment-table: start -->", "<!-- assignment-table: end -->"
-
-
-def functions(master: Path) -> dict[str, list[str]]:
-    """{question: names of the functions its solution defines}."""
-    import re
-
-    import nbformat
-
-    found, current, in_solution = {}, None, False
-    for cell in nbformat.read(master, as_version=4).cells:
-        text = cell.source.strip()
-        if cell.cell_type == "raw" and text.startswith("# BEGIN QUESTION"):
-            current = text.split("name:", 1)[1].split()[0]
-            found[current] = []
-        elif cell.cell_type == "raw" and text in ("# BEGIN SOLUTION", "# END SOLUTION"):
-            in_solution = text == "# BEGIN SOLUTION"
-        elif in_solution and cell.cell_type == "code":
-            found[current] += re.findall(r"^def (\w+)\(", cell.source, flags=re.M)
-    return found
 
 
 def measure(names: list[str] | None = None) -> dict:
@@ -284,8 +274,8 @@ def table() -> str:
             "| --- | --- | --- | --- | --- |"]
     for name, master in masters().items():
         part, reference = COVERS.get(name, ("?", "?"))
-        qs, fns = questions(master), functions(master)
-        what = "; ".join(f"{q} {', '.join(f'`{f}`' for f in fns.get(q, []))} ({v['points']:g})" for q, v in qs.items())
+        qs = questions(master)
+        what = "; ".join(f"{q} {', '.join(f'`{f}`' for f in v['functions'])} ({v['points']:g})" for q, v in qs.items())
         m = measured.get(name)
         when = (f"{m['solutions']['seconds']:.0f} s (solutions, {m['solutions']['score']:g}/{m['solutions']['possible']:g}); "
                 f"{m['untouched']['seconds']:.0f} s (untouched, {m['untouched']['score']:g}/{m['untouched']['possible']:g})"

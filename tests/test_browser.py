@@ -50,9 +50,7 @@ pytestmark = pytest.mark.slow
 
 def _toc_order() -> list[str]:
     """Every page of _toc.yml in reading order, as paths of the built site."""
-    from seqlab.booktools import toc_pages
-
-    return [f"{name}.html" for name in toc_pages(ROOT)]
+    return [f"{name}.html" for name in booktools.toc_pages(ROOT)]
 
 
 def _markdown(path: Path) -> str:

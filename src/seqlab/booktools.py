@@ -393,11 +393,8 @@ def _sync_cell_block(path: Path, start: str, end: str, body: str, write: bool, f
 
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "markdown")
-    text = cell.source
-    if start not in text:
-        text = f"{text.rstrip()}\n\n{start}\n{end}"
-    head, rest = text.split(start, 1)
-    fresh = f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
+    text = cell.source if start in cell.source else f"{cell.source.rstrip()}\n\n{start}\n{end}"
+    fresh = _fill_block(text, start, end, body)
     if fresh == cell.source:
         return []
     if write:
@@ -406,6 +403,12 @@ def _sync_cell_block(path: Path, start: str, end: str, body: str, write: bool, f
         print(f"rewrote the run-time note of {path.name}")
         return []
     return [f"{path.name}: its run-time note is stale; run `{fix}`"]
+
+
+def _fill_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with whatever lies between the markers ``start`` and ``end`` replaced by ``body``."""
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
 def sync_block(page: Path, start: str, end: str, body: str, write: bool, fix: str) -> list[str]:
@@ -417,9 +420,7 @@ def sync_block(page: Path, start: str, end: str, body: str, write: bool, fix: st
     text = page.read_text()
     if start not in text or end not in text:
         return [f"{page.name}: no {start} ... {end} block"]
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    fresh = f"{head}{start}\n{body}\n{end}{tail}"
+    fresh = _fill_block(text, start, end, body)
     if fresh == text:
         return []
     if write:

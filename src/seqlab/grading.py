@@ -19,6 +19,7 @@ Nothing here imports otter-grader.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -42,34 +43,27 @@ def _have_alarm() -> bool:
     return hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
 
 
-class _alarm:
-    """Context manager: raise :class:`TimeLimit` after ``seconds``; restores any outer alarm."""
+@contextlib.contextmanager
+def _alarm(seconds: float, message: str):
+    """Raise :class:`TimeLimit` after ``seconds`` inside the block; an enclosing alarm (a cell's
+    limit) is paused meanwhile and keeps running afterwards."""
+    if not _have_alarm():
+        yield
+        return
 
-    def __init__(self, seconds: float, message: str):
-        self.seconds, self.message = max(1, int(round(seconds))), message
+    def ring(signum, frame):
+        raise TimeLimit(message)
 
-    def __enter__(self):
-        if not _have_alarm():
-            return self
-        self.start = time.monotonic()
-        self.outer_left = signal.alarm(0)  # an enclosing cell limit keeps running afterwards
-
-        def ring(signum, frame):
-            raise TimeLimit(self.message)
-
-        self.outer_handler = signal.signal(signal.SIGALRM, ring)
-        signal.alarm(self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        if not _have_alarm():
-            return False
+    start, outer_left = time.monotonic(), signal.alarm(0)
+    outer_handler = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(max(1, int(round(seconds))))
+    try:
+        yield
+    finally:
         signal.alarm(0)
-        signal.signal(signal.SIGALRM, self.outer_handler)
-        if self.outer_left:
-            spent = time.monotonic() - self.start
-            signal.alarm(max(1, int(self.outer_left - spent)))
-        return False
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_left:
+            signal.alarm(max(1, int(outer_left - (time.monotonic() - start))))
 
 
 def call(fn, *args, name: str | None = None, seconds: float | None = None, **kwargs):
