@@ -83,7 +83,7 @@ def _otter() -> list[str]:
 
 
 def _repository() -> tuple[str, str]:
-    from seqlab.booktools import repository_url
+    from seqlab.course.booktools import repository_url
 
     return repository_url(ROOT)
 
@@ -287,7 +287,7 @@ def table() -> str:
 
 def report(write: bool) -> list[str]:
     """Check (or rewrite) the assignment table of book/instructors.md. Returns a list of problems."""
-    from seqlab.booktools import sync_block
+    from seqlab.course.booktools import sync_block
 
     return sync_block(PAGE, START, END, table(), write, "python assignments/manage.py report --write")
 

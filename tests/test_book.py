@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seqlab import booktools
+from seqlab.course import booktools
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -33,7 +33,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from seqlab import booktools
+from seqlab.course import booktools
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"

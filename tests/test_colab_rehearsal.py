@@ -141,7 +141,7 @@ def _torch_spec() -> str:
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
-    from seqlab.booktools import BOOTSTRAP_TAG, bootstrap_source, repository_url
+    from seqlab.course.booktools import BOOTSTRAP_TAG, bootstrap_source, repository_url
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("the rehearsal installs from a git checkout: git and a .git folder are needed")

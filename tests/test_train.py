@@ -496,3 +496,12 @@ def test_detach_state_handles_tensors_pairs_and_none():
     assert not T.detach_state(h).requires_grad
     pair = T.detach_state((h, h))
     assert isinstance(pair, tuple) and not any(p.requires_grad for p in pair)
+
+
+def test_eval_seconds_count_training_time_and_survive_a_resume(tmp_path):
+    """history["eval_seconds"]: training seconds at each evaluation, rising, and carried over a resume."""
+    first, second, *_ = run_interrupted(tmp_path)
+    t = first.history["eval_seconds"]
+    assert len(t) == 1 and 0 < t[0] <= first.wall_time_s
+    assert len(second.history["eval_seconds"]) == 3                       # evals at 17, 34, 40
+    assert t[0] < second.history["eval_seconds"][1] < second.history["eval_seconds"][2]

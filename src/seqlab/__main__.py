@@ -1,7 +1,7 @@
-"""``python -m seqlab ...``: course tooling; see :mod:`seqlab.booktools`."""
+"""``python -m seqlab ...``: course tooling; see :mod:`seqlab.course.booktools`."""
 import sys
 
-from .booktools import main
+from .course.booktools import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -82,7 +82,8 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """What train() returns; history holds plain python floats, ready to plot."""
-    history: dict[str, list]        # step, train_loss, lr, grad_norm (every step); eval_step, val_loss, eval_train_loss
+    history: dict[str, list]        # step, train_loss, lr, grad_norm (every step); eval_step, val_loss,
+                                    # eval_train_loss, eval_seconds (training time so far, evaluations left out)
     final_val_loss: float | None    # the last evaluation's val loss (None if none ran)
     steps_done: int                 # optimizer steps taken in total, including resumed ones
     wall_time_s: float              # time spent in this call
@@ -384,9 +385,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     # LambdaLR's counter is the number of updates done, i.e. the 0-based index of the next one.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     history = {k: [] for k in ("step", "train_loss", "lr", "grad_norm",
-                               "eval_step", "val_loss", "eval_train_loss")}
+                               "eval_step", "val_loss", "eval_train_loss", "eval_seconds")}
     step = 0
     state = None                                        # the carried recurrent state (tbptt)
+    trained_before = 0.0                                # training seconds of the run this one resumes
 
     if resume and os.path.exists(cfg.ckpt_path):
         ckpt = load_checkpoint(cfg.ckpt_path)
@@ -403,6 +405,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
             get_batch.load_state_dict(ckpt["batcher"])
         state = _map_state(lambda s: s.to(device), ckpt.get("tbptt_state"))
         step, history = ckpt["step"], ckpt["history"]
+        trained_before = ckpt.get("trained_s", 0.0)
         print(f"resumed from {cfg.ckpt_path} at step {step}")
     elif resume:
         print(f"no checkpoint at {cfg.ckpt_path}: starting fresh")
@@ -421,6 +424,7 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
             "tbptt_state": state,
             "step": step,
             "history": history,
+            "trained_s": trained_s(),
             "config": asdict(cfg),
         }, cfg.ckpt_path)
 
@@ -428,7 +432,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or rank != 0, desc="train")
     was_training = model.training
     model.train()
-    tokens, t0 = 0, time.perf_counter()
+    tokens, t0, eval_time = 0, time.perf_counter(), 0.0
+
+    def trained_s():                                    # training seconds, evaluations left out, resumed ones in
+        return trained_before + time.perf_counter() - t0 - eval_time
     while step < last:
         if cfg.tbptt and get_batch.starts_new_pass("train"):
             state = None                                # the stream starts over: so does the memory
@@ -466,7 +473,10 @@ def train(model, get_batch, cfg: TrainConfig, *, device=None, loss_fn=None,
         bar.update(1)
 
         if step == cfg.max_steps or (cfg.eval_every > 0 and step % cfg.eval_every == 0):
+            t_eval = time.perf_counter()
+            history.setdefault("eval_seconds", []).append(trained_s())
             losses = evaluate(model, get_batch, loss_fn, cfg.eval_batches, device, autocast, cfg.tbptt)
+            eval_time += time.perf_counter() - t_eval
             history["eval_step"].append(step)
             history["val_loss"].append(losses["val"])
             history["eval_train_loss"].append(losses["train"])

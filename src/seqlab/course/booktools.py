@@ -449,11 +449,17 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:                       # its own options: see seqlab.bench.main
-        from .bench import main as bench_main
+        from ..bench import main as bench_main
         return bench_main(argv[1:])
     if argv[:1] == ["leaderboard"]:                 # its own options: see seqlab.leaderboard.main
-        from .leaderboard import main as leaderboard_main
+        from ..leaderboard import main as leaderboard_main
         return leaderboard_main(argv[1:])
+    if argv[:1] == ["numbers"]:                     # see seqlab.course.numbers
+        from .numbers import main as numbers_main
+        return numbers_main(argv[1:])
+    if argv[:1] == ["curves"]:                      # its own options: see seqlab.curves.main
+        from ..curves import main as curves_main
+        return curves_main(argv[1:])
 
     parser = argparse.ArgumentParser(prog="python -m seqlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -473,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"first run every lab under the smoke budget and record the times in {TIMES_FILE}")
     sub.add_parser("bench", help="side-by-side benchmarks: python -m seqlab bench {rnn,attention,gpt} --help")
     sub.add_parser("leaderboard", help="every language model on one benchmark: python -m seqlab leaderboard --help")
+    sub.add_parser("numbers", help="check or rewrite the measured numbers the chapters quote: python -m seqlab numbers [--write]")
+    sub.add_parser("curves", help="learning curves, several seeds per family: python -m seqlab curves --help")
     args = parser.parse_args(argv)
 
     root = repo_root()

@@ -1,0 +1,165 @@
+"""The learning curves of ``results/curves-cpu.json`` (``python -m seqlab curves``): the figure, and
+the numbers that the chapters comparing architectures quote from it."""
+from __future__ import annotations
+
+import math
+
+from ..numbers import Sources, bits, fmt
+
+RESULTS = "curves-cpu"
+FIGURE = "book/figures/curves-cpu.svg"
+
+
+def draw(root):
+    import json
+
+    from ...curves import plot
+
+    results = json.loads((root / "results" / f"{RESULTS}.json").read_text())
+    fig = plot(results)
+    fig.suptitle(f"Tiny Shakespeare characters: {results['tokens_per_run']:,} training characters per run, "
+                 f"mean of the seeds (band: best to worst seed)", fontsize=10)
+    return fig
+
+
+def _stats(src: Sources) -> tuple[dict, dict]:
+    from ...curves import summary
+
+    results = src.result(RESULTS)
+    return results, summary(results)
+
+
+def spread(f: dict) -> str:
+    """``2.306 bits/char (2.301 to 2.312 over 3 seeds)``."""
+    return (f"{fmt(bits(f['final_mean']))} bits/char ({fmt(bits(f['final_min']))} to "
+            f"{fmt(bits(f['final_max']))} over {f['seeds']} seed{'s' if f['seeds'] > 1 else ''})")
+
+
+def shared(src: Sources) -> dict[str, str]:
+    """The numbers every page that shows the curves quotes."""
+    from ...curves import loss_at_seconds
+
+    results, s = _stats(src)
+    kn = bits(results["ngram"]["val_loss"][-1])
+    nets = sorted(s, key=lambda k: s[k]["final_mean"])
+    beat_kn = [k for k in nets if bits(s[k]["final_max"]) < kn]
+    out = {
+        "curves_steps": f"{results['protocol']['steps']:,}",
+        "curves_chars": f"{results['tokens_per_run']:,}",
+        "curves_passes": f"{results['tokens_per_run'] / results['train_tokens']:.1f}",
+        "curves_device": results["device"],
+        "curves_kn_bpc": fmt(kn),
+        "curves_kn_order": str(results["ngram"]["order"]),
+        "curves_families": ", ".join(nets),
+        "curves_beat_kn": (f"{len(beat_kn)} of {len(nets)} families ({', '.join(beat_kn)}) end below the n-gram line "
+                           "in every seed" if beat_kn else
+                           f"none of the {len(nets)} families ends below the n-gram line in any seed"),
+        "curves_best": f"{nets[0]} at {spread(s[nets[0]])}",
+    }
+    if "GPT" in s and "LSTM" in s:
+        g, l = s["GPT"], s["LSTM"]
+        gap = bits(g["final_mean"] - l["final_mean"])
+        out["curves_gpt"] = spread(g)
+        out["curves_lstm"] = spread(l)
+        out["curves_gpt_vs_lstm"] = (
+            f"the LSTM is ahead of the GPT by {abs(gap):.2f} bits/char after {out['curves_steps']} steps, "
+            "in every seed" if bits(g["final_min"]) > bits(l["final_max"]) else
+            f"the GPT is ahead of the LSTM by {abs(gap):.2f} bits/char after {out['curves_steps']} steps, in every seed"
+            if bits(g["final_max"]) < bits(l["final_min"]) else
+            "the GPT and the LSTM end within each other's seed-to-seed spread")
+        # how fast each is still improving: the drop over the last quarter of the steps
+        q = len(g["curve_mean"]) * 3 // 4
+
+        def drop(f):
+            return bits(f["curve_mean"][q - 1] - f["curve_mean"][-1])
+
+        out["curves_gpt_trend"] = ("the GPT was still closing the gap when training stopped"
+                                   if drop(g) > drop(l) else "the GPT was not closing the gap")
+        out["curves_gpt_last_drop"] = fmt(drop(g), 2)
+        out["curves_lstm_last_drop"] = fmt(drop(l), 2)
+        t = min(g["train_s"], l["train_s"])                                # both clocks reach it
+        at = {k: loss_at_seconds(results, k, t) for k in ("GPT", "LSTM")}
+        out["curves_matched_s"] = f"{t:.0f} s"
+        out["curves_gpt_at_s"] = fmt(bits(at["GPT"])) if at["GPT"] is not None else "not reached"
+        out["curves_lstm_at_s"] = fmt(bits(at["LSTM"])) if at["LSTM"] is not None else "not reached"
+    return out
+
+
+def _vs(f: dict, ref: dict) -> str:
+    """Where family ``f`` ends against ``ref`` (another family), judged over the seeds."""
+    if f["final_max"] < ref["final_min"]:
+        return "ahead in every seed"
+    if f["final_min"] > ref["final_max"]:
+        return "behind in every seed"
+    return "within the seeds' spread"
+
+
+def table(src: Sources) -> dict[str, str]:
+    """The curves as a table: matched steps (the end of training) and matched wall-clock."""
+    from ...curves import loss_at_seconds
+
+    results, s = _stats(src)
+    t = min(f["train_s"] for f in s.values())                   # every family's clock reaches it
+    fastest = min(s, key=lambda k: s[k]["train_s"])
+    rows = ["| model | parameters | learning rate | val bits/char after "
+            f"{results['protocol']['steps']:,} steps, mean (best to worst seed) | training time (fastest seed) | "
+            f"val bits/char at {t:.0f} s (estimate) | against the GPT, matched steps |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for k in sorted(s, key=lambda k: s[k]["final_mean"]):
+        f = s[k]
+        at = loss_at_seconds(results, k, t)
+        rows.append(f"| {k} | {f['params']:,} | {f['lr']:g} | {fmt(bits(f['final_mean']))} "
+                    f"({fmt(bits(f['final_min']))} to {fmt(bits(f['final_max']))}) | {f['train_s']:.0f} s | "
+                    f"{fmt(bits(at)) if at is not None else '-'} | "
+                    f"{'-' if k == 'GPT' or 'GPT' not in s else _vs(f, s['GPT'])} |")
+    seeds = sorted({f["seeds"] for f in s.values()})
+    ahead = [k for k in s if k != "GPT" and "GPT" in s and _vs(s[k], s["GPT"]) == "ahead in every seed"]
+    at_t = {k: loss_at_seconds(results, k, t) for k in s}
+    best_t = min((k for k in at_t if at_t[k] is not None), key=lambda k: at_t[k])
+    order = sorted(s, key=lambda k: s[k]["final_mean"])
+    if "GPT" in s:
+        behind = order[:order.index("GPT")]
+        place = (f"the GPT ends last of the {len(s)} families in the mean" if len(behind) == len(s) - 1 else
+                 f"the GPT ends behind {', '.join(behind)} and ahead of {', '.join(order[order.index('GPT') + 1:])}"
+                 if behind else f"the GPT ends first of the {len(s)} families in the mean")
+    else:
+        place = "the GPT is not in this record"
+    loads = [r["load_avg_1min"] for r in results["runs"] if r.get("load_avg_1min") is not None]
+    return {
+        "curves_table": "\n".join(rows),
+        "curves_seeds": " or ".join(map(str, seeds)),
+        "curves_matched_t": f"{t:.0f} s",
+        "curves_fastest": fastest,
+        "curves_best_at_t": best_t,
+        "curves_ahead_of_gpt": (f"{len(ahead)} of the {len(s) - 1} other families ({', '.join(ahead)}) end ahead of "
+                                "the GPT in every seed" if ahead else
+                                "no family ends ahead of the GPT in every seed"),
+        "curves_gpt_place": place,
+        "curves_load": (f"{min(loads):.1f} to {max(loads):.1f}" if loads else "not recorded"),
+        "curves_cores": str(results.get("cpu_count", "?")),
+    }
+
+
+def only(*names, source=None):
+    """A page's numbers: the given names of :func:`shared`."""
+    def make(src: Sources) -> dict[str, str]:
+        values = {**shared(src), **table(src)} if source is None else source(src)
+        return {k: values[k] for k in names}
+    return make
+
+
+PAGES = {
+    "book/08-gpt.md": only("curves_steps", "curves_chars", "curves_passes", "curves_gpt_vs_lstm", "curves_gpt",
+                           "curves_lstm", "curves_beat_kn", "curves_matched_s", "curves_device", "curves_gpt_at_s",
+                           "curves_lstm_at_s", "curves_gpt_last_drop", "curves_lstm_last_drop",
+                           "curves_gpt_trend"),
+    "book/beyond-attention.md": only("curves_steps", "curves_chars", "curves_seeds", "curves_table",
+                                     "curves_ahead_of_gpt", "curves_matched_t", "curves_fastest", "curves_best_at_t",
+                                     "curves_load", "curves_cores", "curves_beat_kn",
+                                     "curves_gpt_place"),
+    "book/grand-comparison.md": only("curves_steps", "curves_seeds", "curves_table", "curves_gpt_vs_lstm",
+                                     "curves_matched_s", "curves_gpt_at_s", "curves_lstm_at_s", "curves_gpt_last_drop",
+                                     "curves_lstm_last_drop", "curves_gpt_trend", "curves_beat_kn"),
+}
+FIGURES = {FIGURE: (f"results/{RESULTS}.json", draw)}
+NOT_MEASURED = {}
