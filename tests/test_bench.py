@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seqlab import bench
-from seqlab.course.booktools import main
+from seqlab.course.cli import main
 
 
 def test_timeit_counts_calls_and_orders_statistics():

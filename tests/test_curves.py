@@ -5,7 +5,7 @@ import math
 import pytest
 
 from seqlab import curves
-from seqlab.course.booktools import main
+from seqlab.course.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

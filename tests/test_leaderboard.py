@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seqlab import leaderboard as lb
-from seqlab.course.booktools import main
+from seqlab.course.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from seqlab.course import numbers
-from seqlab.course.numbers import Sources, bare_numbers, parse_run_card, sci, sync_page
+from seqlab.course.numbers import bare_numbers, sync_page
+from seqlab.course.sources import Sources, parse_run_card, sci
 
 ROOT = Path(__file__).resolve().parents[1]
 

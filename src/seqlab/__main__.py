@@ -1,7 +1,7 @@
-"""``python -m seqlab ...``: course tooling; see :mod:`seqlab.course.booktools`."""
+"""``python -m seqlab ...``: course tooling; see :mod:`seqlab.course.cli`."""
 import sys
 
-from .course.booktools import main
+from .course.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,9 +2,7 @@
 the numbers that the chapters comparing architectures quote from it."""
 from __future__ import annotations
 
-import math
-
-from ..numbers import Sources, bits, fmt
+from ..sources import Sources, bits, fmt
 
 RESULTS = "curves-cpu"
 FIGURE = "book/figures/curves-cpu.svg"
@@ -30,9 +28,18 @@ def _stats(src: Sources) -> tuple[dict, dict]:
 
 
 def spread(f: dict) -> str:
-    """``2.306 bits/char (2.301 to 2.312 over 3 seeds)``."""
+    """``2.306 bits/char (2.301 to 2.312 over 3 seeds)``, or ``2.306 bits/char (one seed)``."""
+    if f["seeds"] == 1:
+        return f"{fmt(bits(f['final_mean']))} bits/char (one seed)"
     return (f"{fmt(bits(f['final_mean']))} bits/char ({fmt(bits(f['final_min']))} to "
-            f"{fmt(bits(f['final_max']))} over {f['seeds']} seed{'s' if f['seeds'] > 1 else ''})")
+            f"{fmt(bits(f['final_max']))} over {f['seeds']} seeds)")
+
+
+def _every_seed(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """"in every seed", saying how many seeds each family has."""
+    if a["seeds"] == b["seeds"]:
+        return "in the one seed of each" if a["seeds"] == 1 else f"in all {a['seeds']} seeds of each"
+    return f"in every seed ({a['seeds']} of the {name_a}, {b['seeds']} of the {name_b})"
 
 
 def shared(src: Sources) -> dict[str, str]:
@@ -51,8 +58,8 @@ def shared(src: Sources) -> dict[str, str]:
         "curves_kn_bpc": fmt(kn),
         "curves_kn_order": str(results["ngram"]["order"]),
         "curves_families": ", ".join(nets),
-        "curves_beat_kn": (f"{len(beat_kn)} of {len(nets)} families ({', '.join(beat_kn)}) end below the n-gram line "
-                           "in every seed" if beat_kn else
+        "curves_beat_kn": (f"{len(beat_kn)} of {len(nets)} families ({', '.join(beat_kn)}) "
+                           f"end{'s' if len(beat_kn) == 1 else ''} below the n-gram line in every seed" if beat_kn else
                            f"none of the {len(nets)} families ends below the n-gram line in any seed"),
         "curves_best": f"{nets[0]} at {spread(s[nets[0]])}",
     }
@@ -61,10 +68,11 @@ def shared(src: Sources) -> dict[str, str]:
         gap = bits(g["final_mean"] - l["final_mean"])
         out["curves_gpt"] = spread(g)
         out["curves_lstm"] = spread(l)
+        every = _every_seed(l, g, "LSTM", "GPT")
         out["curves_gpt_vs_lstm"] = (
             f"the LSTM is ahead of the GPT by {abs(gap):.2f} bits/char after {out['curves_steps']} steps, "
-            "in every seed" if bits(g["final_min"]) > bits(l["final_max"]) else
-            f"the GPT is ahead of the LSTM by {abs(gap):.2f} bits/char after {out['curves_steps']} steps, in every seed"
+            f"{every}" if bits(g["final_min"]) > bits(l["final_max"]) else
+            f"the GPT is ahead of the LSTM by {abs(gap):.2f} bits/char after {out['curves_steps']} steps, {every}"
             if bits(g["final_max"]) < bits(l["final_min"]) else
             "the GPT and the LSTM end within each other's seed-to-seed spread")
         # how fast each is still improving: the drop over the last quarter of the steps
@@ -73,8 +81,12 @@ def shared(src: Sources) -> dict[str, str]:
         def drop(f):
             return bits(f["curve_mean"][q - 1] - f["curve_mean"][-1])
 
-        out["curves_gpt_trend"] = ("the GPT was still closing the gap when training stopped"
-                                   if drop(g) > drop(l) else "the GPT was not closing the gap")
+        behind = g["final_mean"] > l["final_mean"]
+        out["curves_gpt_trend"] = (
+            ("the GPT was still closing the gap to the LSTM when training stopped" if behind else
+             "the GPT was still pulling away from the LSTM when training stopped") if drop(g) > drop(l) else
+            ("the GPT was not closing the gap to the LSTM" if behind else
+             "the LSTM was closing the gap to the GPT"))
         out["curves_gpt_last_drop"] = fmt(drop(g), 2)
         out["curves_lstm_last_drop"] = fmt(drop(l), 2)
         t = min(g["train_s"], l["train_s"])                                # both clocks reach it

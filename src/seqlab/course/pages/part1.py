@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..numbers import Sources, bits, fmt, lower_word, num, pct, split  # noqa: F401
+from ..sources import Sources, bits, fmt, num, split
 
 
 def cpu_networks(src: Sources) -> dict[str, float]:
@@ -19,6 +19,19 @@ def cpu_networks(src: Sources) -> dict[str, float]:
     for row in src.result("leaderboard-cpu")["rows"]:
         if not row["family"].startswith("n-gram"):
             found[f"the {row['target_params'] / 1e6:.1f} M {row['family']} of the grand comparison"] = row["val_bpc"]
+    # the character models of the later labs, where their committed run is a `cpu` one
+    if src.budget("10-scaling") == "cpu":
+        losses = {k: num(v) for k, v in src.card("10-scaling").items() if k.startswith("val loss, N = ")}
+        found["the best model of Part IV's scaling lab"] = bits(min(losses.values()))
+    for lab in ("11-state-spaces", "12-rwkv", "13-hyena-and-linear-attention"):
+        if src.budget(lab) != "cpu":
+            continue
+        for key, value in src.card(lab).items():
+            m = re.match(r"char-LM (.+?)(?::|$)", key)
+            if m and "GPT" not in m.group(1):          # the GPT baselines of those labs are Part IV's model
+                printed = re.search(r"val ([\d.]+) nats/char", value)      # "params, val x nats/char, s"
+                nats = num(printed.group(1)) if printed else num(split(value)[1])   # "params / val / s"
+                found[f"Part VI's {m.group(1)}"] = bits(nats)
     return found
 
 
@@ -53,7 +66,15 @@ def ngrams(src: Sources) -> dict[str, str]:
         vs_networks = (f"This Kneser–Ney model is not the strongest model of the `cpu`-budget book: {best_label} reached "
                        f"{fmt(nets[best_label])} bits per character, {fmt(kn_bpc - nets[best_label])} "
                        "below it.")
+    kn_wins = nets[best_label] > kn_bpc
+    train_chars, = src.output("01-ngrams", r"train ([\d,]+) / validation [\d,]+ characters")
+    board_passes = src.result("leaderboard-cpu")["tokens_per_run"] / num(train_chars)
     return {
+        "ng_intro": ("The lab's committed run agrees with the history above." if kn_bpc < addk[addk_key] else
+                     "The lab's committed run agrees with the history above only in part."),
+        "ng_overtaken": ("That is not shown at this budget" if kn_wins else
+                         "At this budget it happens only narrowly"),
+        "ng_board_passes": f"{board_passes:.2f}",
         "ng_uniform_bpc": uniform, "ng_mle_inf_from": str(first_inf),
         "ng_addk_name": addk_name, "ng_addk_n": addk_n, "ng_addk_bpc": fmt(addk[addk_key]),
         "ng_kn_order": kn_order, "ng_kn_bpc": fmt(kn_bpc), "ng_kn_ppl": kn_ppl,

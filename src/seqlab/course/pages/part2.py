@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..numbers import Sources, bits, fmt, lower_word, num, pct, sci, split  # noqa: F401
+from ..sources import Sources, bits, fmt, num, sci
 
 CELLS = ("RNN", "LSTM", "GRU")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..numbers import Sources, bits, fmt, lower_word, num, pct, sci, split  # noqa: F401
+from ..sources import Sources, fmt, lower_word, num, pct, sci, split
 
 S2S = "04-seq2seq-attention"
 SA = "05-self-attention"
@@ -21,6 +21,11 @@ def _sig(x: float) -> str:
     if x >= 1:
         return f"{x:.1f}"
     return f"{x:.2f}"
+
+
+def _bucket_words(bucket: str) -> str:
+    """A bucket as the chapter's table writes it: ``"9-12"`` -> ``"9–12"``, ``"21+"`` -> ``"21 or more"``."""
+    return bucket.replace("-", "–").replace("+", " or more")
 
 
 def _signed(x: float) -> str:
@@ -96,7 +101,8 @@ def seq2seq(src: Sources) -> dict[str, str]:
         wins = "Attention scores higher in every length bucket"
     else:
         losing = [b for b, g in zip(BUCKETS, gaps) if g <= 0]
-        wins = f"Attention does not score higher in every length bucket (not for {', '.join(losing)} tokens)"
+        wins = ("Attention does not score higher in every length bucket (not for "
+                f"{', '.join(_bucket_words(b) for b in losing)} tokens)")
     imax = max(range(len(gaps)), key=gaps.__getitem__)
     if gaps[-1] > gaps[0] and imax == len(gaps) - 1:
         trend = (f"and its advantage grows with length, from {_signed(gaps[0])} BLEU for the shortest sentences "
@@ -104,7 +110,7 @@ def seq2seq(src: Sources) -> dict[str, str]:
     else:
         smallest = " (its smallest)" if gaps[-1] == min(gaps) else ""
         trend = (f"but its advantage does not grow with length: {_signed(gaps[0])} BLEU for the shortest "
-                 f"sentences, {_signed(gaps[imax])} at most ({BUCKETS[imax]} tokens), and "
+                 f"sentences, {_signed(gaps[imax])} at most ({_bucket_words(BUCKETS[imax])} tokens), and "
                  f"{_signed(gaps[-1])} for the longest{smallest}")
     v["s2s_length_trend"] = f"{wins}, {trend}."
     drop_no, drop_att = max(no) - no[-1], max(att) - att[-1]
@@ -274,7 +280,8 @@ def transformer(src: Sources) -> dict[str, str]:
                                                         r"([\d.]+) nats")
 
     # three translators
-    v["tf_passes"], = re.findall(r"\(([\d.]+) passes\)", card["training budget (each model)"])
+    v["tf_steps"], v["tf_batch"], v["tf_passes"] = re.match(r"(\d+) steps of (\d+) pairs \(([\d.]+) passes\)",
+                                                            card["training budget (each model)"]).groups()
     bleu = {}
     for k, name in MODELS.items():
         params, val = src.output(TF, rf"(?m)^{re.escape(name)}\s+([\d,]+) parameters: .*validation "

@@ -4,11 +4,42 @@ from __future__ import annotations
 import math
 import re
 
-from ..numbers import Sources, bits, fmt, lower_word, num, sci, split  # noqa: F401
-from ..numbers import pct
+from ..sources import Sources, bits, fmt, lower_word, num, sci, split
+from ..sources import pct
 
 
 GPU_PUBLISHED = 1.4697      # nanoGPT's published val loss of its gpu configuration (nats/char)
+NANOGPT_LR = 1e-3           # the learning rate of Lab 8's recipe (nanoGPT's), a setting of the lab
+
+
+def _curves_gpt(src: Sources, card: dict, lab_bpc: float) -> str:
+    """How the GPT of the learning curves (results/curves-cpu.json) differs from the lab's run."""
+    from ...curves import summary
+
+    results = src.result("curves-cpu")
+    runs = [r for r in results["runs"] if r["family"] == "GPT"]
+    if not runs:
+        return "The curves' record has no GPT run yet."
+    s = summary(results)["GPT"]
+    proto = results["protocol"]
+    lab_steps, lab_batch, lab_ctx = (int(x) for x in re.search(
+        r"context (\d+), batch (\d+), (\d+) steps", card["configuration"]).group(3, 2, 1))
+    same_model = s["params"] == int(num(card["parameters"]))
+    same_length = (proto["steps"], proto["batch_size"], proto["block_size"]) == (lab_steps, lab_batch, lab_ctx)
+    curves_bpc = bits(s["final_mean"])
+    what = ("the lab's model (the same parameters, steps, batch and context)" if same_model and same_length else
+            "a model of the lab's size" if same_model else "a GPT of about the lab's size")
+    lr = s["lr"]
+    mean = ", the mean of its seeds" if s["seeds"] > 1 else ""
+    if lr == NANOGPT_LR:
+        return (f"The curves' GPT is {what}, at the lab's learning rate; it ends at {curves_bpc:.3f} bits per "
+                f"character{mean}, against the lab's {lab_bpc:.3f}.")
+    head = (f"The curves' GPT is {what}; the main difference is its learning rate, {lr:g} (its sweep's choice) "
+            f"instead of nanoGPT's {NANOGPT_LR:g}. ")
+    if curves_bpc < lab_bpc:
+        return head + (f"With it the GPT ends lower than the lab's run above ({curves_bpc:.3f} against "
+                       f"{lab_bpc:.3f} bits per character{mean}): for a run this short, the larger rate learns faster.")
+    return head + f"It ends at {curves_bpc:.3f} bits per character{mean}, against the lab's {lab_bpc:.3f}."
 
 
 def gpt(src: Sources) -> dict[str, str]:
@@ -45,6 +76,7 @@ def gpt(src: Sources) -> dict[str, str]:
         "kn_context": str(int(kn_key.split("n=")[1].rstrip(")")) - 1),
         "gpt_gpu_published_bpc": fmt(bits(GPU_PUBLISHED)),
         "gpt_gpu_vs_kn": lower_word(bits(GPU_PUBLISHED), kn_bpc, "below", "above"),
+        "gpt_curves_vs_lab": _curves_gpt(src, card, gpt_bpc),
     }
 
 
@@ -220,9 +252,11 @@ def bert(src: Sources) -> dict[str, str]:
 
     # the reading of the table
     below = [n for n in labels if acc[n]["ft"] < majority]
+    below_acc = [pct(acc[n]["ft"]) for n in below]
     values["bert_ft_below"] = (
         f"With {' and '.join(map(str, below))} labels the fine-tuned BERT scores "
-        f"{' and '.join(pct(acc[n]['ft']) for n in below)}, below the {pct(majority)} of always guessing the "
+        + (f"{below_acc[0]} at both" if len(below) == 2 and below_acc[0] == below_acc[1] else " and ".join(below_acc))
+        + f", below the {pct(majority)} of always guessing the "
         "most frequent speaker" if below else
         f"The fine-tuned BERT is above the {pct(majority)} of always guessing the most frequent speaker "
         "at every number of labels")
@@ -234,9 +268,9 @@ def bert(src: Sources) -> dict[str, str]:
     bow_ahead = all(acc[n]["bow"] > max(acc[n]["ft"], acc[n]["sc"]) for n in labels)
     margins = [acc[n]["bow"] - max(acc[n]["ft"], acc[n]["sc"]) for n in labels]
     values["bert_bow_verdict"] = (
-        f"The bag of words is ahead of both BERTs at every number of labels, by {_pts(min(margins))} to "
+        f"The bag of words is ahead of both BERTs in the mean at every number of labels, by {_pts(min(margins))} to "
         f"{_pts(max(margins))} percentage points" if bow_ahead else
-        "The bag of words is not ahead of both BERTs at every number of labels")
+        "The bag of words is not ahead of both BERTs in the mean at every number of labels")
     values["bert_bow_all"] = pct(acc[labels[-1]]["bow"])
     # the lab's rule, gain against the seeds' scatter, label by label
     said = []
@@ -265,7 +299,7 @@ def bert(src: Sources) -> dict[str, str]:
     values["bert_helps_where"] = (
         f"Where the lab's rule does find a gain, at {' and '.join(map(str, helps))} labels, the fine-tuned model "
         f"scores {' and '.join(pct(acc[n]['ft']) for n in helps)}, only "
-        f"{' and '.join(_pts(acc[n]['ft'] - majority) for n in helps)} points above that rate, and all "
+        f"{' and '.join(_pts(acc[n]['ft'] - majority) for n in helps)} points above the majority-class rate, and all "
         f"{n_seeds} seeds are scored on the same {n_test} speeches, on which one accuracy has a standard error "
         f"of about {_pts(se)} points: a small gain, at the edge of what this test set can resolve."
         if helps else "The lab's rule finds no gain beyond the seeds' scatter at any number of labels.")

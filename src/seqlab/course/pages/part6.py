@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..numbers import Sources, bits, fmt, lower_word, num, pct, split  # noqa: F401
+from ..sources import Sources, bits, fmt, lower_word, num, pct, split
 
 TIE = 0.02          # nats/char: the labs call a smaller difference of validation loss a tie at one seed
 
@@ -90,7 +90,7 @@ def _gpt_baseline(src: Sources, prefix: str) -> dict[str, str]:
 
 def _count(src: Sources, lab: str, pattern: str) -> int:
     """How many times ``pattern`` matches in the committed outputs of ``lab``."""
-    from ..numbers import _output_text
+    from ..sources import _output_text
 
     return sum(len(re.findall(pattern, _output_text(cell))) for cell in src._notebook(lab).cells
                if cell.cell_type == "code")

@@ -7,7 +7,7 @@ of at most ``WITHIN`` nats per character), so that a re-run that flips a compari
 """
 from __future__ import annotations
 
-from ..numbers import Sources, bits, fmt, lower_word, num, pct, split  # noqa: F401
+from ..sources import Sources, bits, fmt, pct
 
 RESULTS = "leaderboard-cpu"
 NGRAM = "n-gram (KN)"          # seqlab.leaderboard.NGRAM
