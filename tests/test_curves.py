@@ -70,3 +70,15 @@ def test_bad_arguments_are_named():
         curves.run_curves("smoke", ["Nope"])
     with pytest.raises(ValueError, match="budget"):
         curves.run_curves("huge")
+
+
+def test_merge_joins_families_measured_apart(tmp_path, capsys):
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "all.json"
+    assert main(["curves", "--budget", "smoke", "--families", "LSTM", "--seeds", "1", "--out", str(a)]) == 0
+    assert main(["curves", "--budget", "smoke", "--families", "GPT", "--seeds", "1", "--out", str(b)]) == 0
+    assert main(["curves", "--merge", str(a), str(b), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert [(r["family"], r["seed"]) for r in merged["runs"]] == [("LSTM", 0), ("GPT", 0)]
+    assert len(merged["commands"]) == 2
+    with pytest.raises(ValueError, match="more than one file"):
+        curves.merge([json.loads(a.read_text()), json.loads(a.read_text())])

@@ -34,7 +34,7 @@ Protocol (the same for every family and seed):
   it has seen (it sees each once; the networks see the split more than once).
 
 The results file is rewritten after every run, and ``--resume`` skips the runs it already holds,
-so a long measurement can stop and go on.
+so a long measurement can stop and go on; ``--merge`` joins files measured in separate processes.
 """
 from __future__ import annotations
 
@@ -252,18 +252,44 @@ def plot(results: dict, ax_tokens=None, ax_seconds=None, families: list[str] | N
                    label=f"{ng_label}, whole split" if ax is ax_tokens else None)
         ax.grid(alpha=0.3)
     ax_tokens.set_xscale("log")
+    if s:                                       # from a decade before the first evaluation
+        ax_tokens.set_xlim(left=min(f["eval_tokens"][0] for f in s.values()) / 10)
     ax_tokens.set_xlabel("training characters seen")
     ax_tokens.set_ylabel(f"validation loss ({'bits' if bits else 'nats'} per character)")
     if ax_seconds is not None:
         ax_seconds.set_xscale("log")
         ax_seconds.set_xlabel(f"training seconds, evaluations left out ({results['device']})")
         ax_seconds.plot([], [], "o", color="gray", markersize=4, label="end of training: whole validation split")
-        ax_seconds.legend(fontsize=8)
-    ax_tokens.legend(fontsize=8)
+    handles, labels = [], []
+    for ax in (ax_tokens, ax_seconds):
+        if ax is not None:
+            h, lab = ax.get_legend_handles_labels()
+            handles, labels = handles + h, labels + lab
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
     top = max(max(f["curve_mean"][1:] or f["curve_mean"]) for f in s.values()) * scale if s else None
     if top:
         ax_tokens.set_ylim(top=min(top * 1.05, ax_tokens.get_ylim()[1]))
     return fig
+
+
+def merge(parts: list[dict]) -> dict:
+    """One results dict from several made with the same budget and protocol (e.g. families measured in
+    separate processes or separate GPU calls); a (family, seed) run may appear in one part only."""
+    first = parts[0]
+    for other in parts[1:]:
+        for key in ("budget", "protocol", "vocab_size", "tokens_per_run"):
+            if other[key] != first[key]:
+                raise ValueError(f"cannot merge results with different {key}: {first[key]!r} and {other[key]!r}")
+    runs, seen = [], set()
+    for part in parts:
+        for r in part["runs"]:
+            if (r["family"], r["seed"]) in seen:
+                raise ValueError(f"{r['family']} seed {r['seed']} appears in more than one file")
+            seen.add((r["family"], r["seed"]))
+            runs.append(r)
+    commands = [c for part in parts for c in (part.get("commands") or [part.get("command", "?")])]
+    return {**first, "runs": runs, "date_last": max(p.get("date_last", p["date"]) for p in parts),
+            "commands": commands, "command": " && ".join(commands)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="results file (default: results/curves-BUDGET.json)")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --out and add the rest")
     parser.add_argument("--progress", action="store_true", help="a progress bar per run")
+    parser.add_argument("--merge", nargs="+", metavar="FILE", default=None,
+                        help="instead of measuring, merge these results files (same budget and protocol) into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            parser.error("--merge needs --out")
+        merged = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        Path(args.out).write_text(json.dumps(merged, indent=1))
+        print(f"merged {len(merged['runs'])} runs from {len(args.merge)} files into {args.out}")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     budget = args.budget or ("gpu" if torch.cuda.is_available() else "cpu")
