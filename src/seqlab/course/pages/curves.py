@@ -204,10 +204,10 @@ def recurrent(src: Sources) -> dict[str, str]:
     }
 
 
-def only(*names, source=None):
-    """A page's numbers: the given names of :func:`shared`."""
+def only(*names):
+    """A page's numbers: the given names of :func:`shared` and :func:`table`."""
     def make(src: Sources) -> dict[str, str]:
-        values = {**shared(src), **table(src)} if source is None else source(src)
+        values = {**shared(src), **table(src)}
         return {k: values[k] for k in names}
     return make
 

@@ -121,6 +121,18 @@ _LABS = (("11-state-spaces", "Mamba", "{doc}`11-state-spaces`"), ("11-state-spac
          ("13-hyena-and-linear-attention", "RetNet", "{doc}`13-hyena-and-linear-attention`"))
 
 
+def _versus_gpt(src: Sources, lab: str, prefix: str, models, values: dict) -> tuple:
+    """Each model's val loss, verdict against the lab's GPT and time ratio, written into ``values`` as
+    PREFIX_KEY_val, PREFIX_KEY_vs_gpt and PREFIX_KEY_x; returns the GPT's (params, val, seconds)."""
+    runs = _charlm(src, lab)
+    gpt = runs["GPT"]
+    for name, key in models:
+        val = runs[name][1]
+        values.update({f"{prefix}_{key}_val": fmt(val), f"{prefix}_{key}_vs_gpt": _beats(name, val, gpt[1]),
+                       f"{prefix}_{key}_x": _times(_time_ratio(src, lab, name))})
+    return gpt
+
+
 def beyond(src: Sources) -> dict[str, str]:
     values = _gpt_baseline(src, "p6")
     steps8, val8, seconds8 = _lab8(src)
@@ -177,12 +189,7 @@ def state_spaces(src: Sources) -> dict[str, str]:
                              "this run does not reproduce the paper's result (the selective model did not solve the "
                              "task, or the time-invariant one did)"),
     })
-    runs = _charlm(src, lab)
-    gpt = runs["GPT"]
-    for name, key in (("Mamba", "mamba"), ("minGRU", "mingru")):
-        val = runs[name][1]
-        values.update({f"ssm_{key}_val": fmt(val), f"ssm_{key}_vs_gpt": _beats(name, val, gpt[1]),
-                       f"ssm_{key}_x": _times(_time_ratio(src, lab, name))})
+    gpt = _versus_gpt(src, lab, "ssm", (("Mamba", "mamba"), ("minGRU", "mingru")), values)
     values["ssm_gpt_s"] = f"{gpt[2]:.0f} s"
     values["ssm_lm_why"] = _why(src, lab, ("Mamba", "minGRU"),
                                 "Mamba's short convolution and minGRU's recurrence see the neighbouring characters from "
@@ -324,12 +331,7 @@ def hyena(src: Sources) -> dict[str, str]:
     lab = "13-hyena-and-linear-attention"
     card = src.card(lab)
     values = _gpt_baseline(src, "hy")
-    runs = _charlm(src, lab)
-    gpt = runs["GPT"]
-    for name, key in (("Hyena", "hyena"), ("RetNet", "retnet")):
-        val = runs[name][1]
-        values.update({f"hy_{key}_val": fmt(val), f"hy_{key}_vs_gpt": _beats(name, val, gpt[1]),
-                       f"hy_{key}_x": _times(_time_ratio(src, lab, name))})
+    _versus_gpt(src, lab, "hy", (("Hyena", "hyena"), ("RetNet", "retnet")), values)
     values.update(_recall13(card))
     values["hy_lm_why"] = _why(src, lab, ("Hyena", "RetNet"),
                                "Hyena's short convolutions show it the neighbouring characters from the first step, "
