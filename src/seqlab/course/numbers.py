@@ -112,7 +112,11 @@ def sync_figure(root: Path, figure: str, source: str, draw, write: bool) -> list
     if out.exists() and stamp in out.read_text():
         return []
     if write:
-        save_figure(draw(root), out, data)
+        try:
+            fig = draw(root)
+        except (KeyError, LookupError, ValueError, FileNotFoundError) as e:
+            return [f"{figure} cannot be drawn from {source}: {e}"]
+        save_figure(fig, out, data)
         print(f"drew {figure} from {source}")
         return []
     return [f"{figure} is missing or was drawn from another version of {source}; run `{FIX}`"]

@@ -454,12 +454,15 @@ def ctm(src: Sources) -> dict[str, str]:
     lab = "15-ctm"
     card = src.card(lab)
     lengths = sorted(int(m.group(1)) for k in card for m in [re.match(r"parity (\d+): acc", k)] if m)
-    acc = {L: [num(x) for x in split(card[f"parity {L}: acc CTM / LSTM / Transformer"])] for L in lengths}
-    steps = {L: [int(num(x)) for x in split(card[f"parity {L}: steps CTM / LSTM / Transformer"])] for L in lengths}
+    acc = {L: [num(x) for x in split(card[f"parity {L}: acc CTM / LSTM / Transformer (mean)"])] for L in lengths}
+    steps = {L: [int(num(x)) for x in split(card[f"parity {L}: steps CTM / LSTM / Transformer (mean)"])]
+             for L in lengths}
+    secs = {L: [num(x) for x in split(card[f"parity {L}: seconds CTM / LSTM / Transformer (mean)"])] for L in lengths}
     worst = [L for L in lengths if acc[L][0] < min(acc[L][1:]) - 0.005]
-    level = [L for L in lengths if L not in worst and abs(acc[L][0] - min(acc[L][1:])) <= 0.005]
+    level = [L for L in lengths if L not in worst and abs(acc[L][0] - min(acc[L][1:])) <= 0.005 + 1e-9]
     weaker = {("LSTM", "Transformer")[acc[L][2] < acc[L][1]] for L in level}
-    lstm_best = all(acc[L][1] >= max(acc[L][0], acc[L][2]) for L in lengths)
+    lstm_best = all(acc[L][1] >= max(acc[L][0], acc[L][2]) - 0.01 for L in lengths)     # ties: within a point
+    lstm_tied = [L for L in lengths if acc[L][1] < max(acc[L][0], acc[L][2])]
 
     def names(xs):
         xs = [str(x) for x in xs]
@@ -472,29 +475,47 @@ def ctm(src: Sources) -> dict[str, str]:
         worst_text += "."
     else:
         worst_text = "The CTM is not the worst of the three at any length."
-    t1, t4, t12 = [num(x) for x in split(card["ticks sweep at length 8 (1/4/12 ticks)"])]
-    monotone = t1 <= t4 <= t12
+    tick_key = next(k for k in card if k.startswith("ticks sweep at length") and k.endswith(", mean"))
+    tick_len, tick_list = re.match(r"ticks sweep at length (\d+) \(([\d/]+) ticks\), mean", tick_key).groups()
+    tick_mean = [num(x) for x in split(card[tick_key])]
+    tick_range = [x.split("..") for x in split(card[f"ticks sweep at length {tick_len}, worst..best"])]
+    ticks_verdict, tick_times = src.output(lab, r"verdict: (.+)\. Training time grows with the ticks: (.+)")
     eval_len, tick1, best_tick = src.output(lab, r"CTM trained on length (\d+): accuracy at tick 1 ([\d.]+%), "
                                                  r"best single tick ([\d.]+%)")
     saved_ticks, saved = src.output(lab, r"threshold [\d.]+: ([\d.]+) ticks on average, (\d+%) fewer ticks")
     ms = src.output(lab, r"CTM ([\d.]+) ms, LSTM ([\d.]+) ms, Transformer ([\d.]+) ms; the CTM costs (\d+) x")
     ticks, = src.output(lab, r"'ticks': (\d+)\}")
     cap = int(src.output(lab, r"at most (\d+) steps or \d+ s per model and length")[0])
-    return {
-        "ctm_pass": card["longest parity length passed (CTM, 95%)"],
-        "ctm_lengths": names(lengths), "ctm_max_len": str(lengths[-1]), "ctm_ticks": ticks,
+    L_max = lengths[-1]
+    t_eq, ctm_eq, lstm_eq, tr_eq = src.output(
+        lab, rf"(?m)^  length +{L_max}, +([\d.]+) s: CTM ([\d.]+%), LSTM ([\d.]+%), Transformer ([\d.]+%)$")
+    lo, hi = card[f"parity {L_max}: CTM acc worst..best"].split("..")
+    v = {
+        "ctm_seeds": card["seeds"],
+        "ctm_pass": card["longest parity length passed (CTM, 95%, every seed)"],
+        "ctm_lengths": names(lengths), "ctm_max_len": str(L_max), "ctm_ticks": ticks,
         "ctm_lstm_lo": ("scored 100.0% at every length" if min(acc[L][1] for L in lengths) >= 1 else
                         f"scored at least {pct(min(acc[L][1] for L in lengths))} at every length"),
-        "ctm_cap": ", the cap" if steps[lengths[-1]][0] >= cap else "",
+        "ctm_cap": ", the cap" if steps[L_max][0] >= cap else "",
         "ctm_lstm_steps": str(max(steps[L][1] for L in lengths)),
         "ctm_tr_lo": pct(min(acc[L][2] for L in lengths)),
-        "ctm_acc_long": pct(acc[lengths[-1]][0]), "ctm_steps_long": f"{steps[lengths[-1]][0]:,}",
+        "ctm_acc_long": pct(acc[L_max][0]), "ctm_steps_long": f"{steps[L_max][0]:,}",
+        "ctm_acc_long_range": f"{pct(num(lo))}–{pct(num(hi))}",
         "ctm_worst": worst_text,
-        "ctm_lstm_verdict": ("the LSTM is the best of the three at every length" if lstm_best else
+        "ctm_lstm_verdict": ("the LSTM is the best of the three at every length" if lstm_best and not lstm_tied else
+                             "the LSTM is the best of the three, or within a point of the best, at every length "
+                             f"(at length {names(lstm_tied)} the {'CTM' if acc[lstm_tied[0]][0] > acc[lstm_tied[0]][2] else 'Transformer'} "
+                             "was ahead by less than a point)" if lstm_best else
                              "the LSTM is not the best at every length"),
-        "ctm_t1": pct(t1), "ctm_t4": pct(t4), "ctm_t12": pct(t12),
-        "ctm_ticks_verdict": ("accuracy rose with the number of ticks" if monotone else
-                              "accuracy did not rise with the number of ticks"),
+        "ctm_secs_long": fmt(secs[L_max][0], 0), "ctm_lstm_secs_long": fmt(secs[L_max][1], 1),
+        "ctm_tr_secs_long": fmt(secs[L_max][2], 1),
+        "ctm_eq_t": t_eq, "ctm_eq_ctm": ctm_eq, "ctm_eq_lstm": lstm_eq, "ctm_eq_tr": tr_eq,
+        "ctm_tick_len": tick_len,
+        "ctm_tick_counts": names(tick_list.split("/")),
+        "ctm_tick_results": names([f"{pct(m)} ({pct(num(a))}–{pct(num(b))})"
+                                   for m, (a, b) in zip(tick_mean, tick_range)]),
+        "ctm_ticks_verdict": ticks_verdict,
+        "ctm_tick_times": tick_times,
         "ctm_tick1": tick1, "ctm_best_tick": best_tick, "ctm_eval_len": eval_len,
         "ctm_within": ("later ticks did answer better than the first" if num(best_tick) > num(tick1) + 5 else
                        "later ticks did not answer clearly better than the first"),
@@ -502,14 +523,27 @@ def ctm(src: Sources) -> dict[str, str]:
                            "budget." if lstm_best else
                            "The LSTM was not the best everywhere, but the run was not built to test the paper's "
                            "comparison either."),
-        "ctm_ticks_sentence": ("With one seed per setting, and a longer chain of ticks that may also be slower to "
-                               "optimise in a fixed number of steps, this run does not show the paper's \"more ticks "
-                               "help\"." if not monotone else
-                               "That agrees with the paper's \"more ticks help\", but with one seed per setting it is "
-                               "a single-seed observation."),
         "ctm_adaptive_ticks": saved_ticks, "ctm_adaptive_saved": saved,
         "ctm_ms": ms[0], "ctm_lstm_ms": ms[1], "ctm_tr_ms": ms[2], "ctm_cost_x": ms[3],
     }
+    pairs = re.findall(r"(?m)^  (\d+) ticks against (\d+): (better|worse|no clear difference)", src.output(
+        lab, r"((?:  \d+ ticks against \d+: .*\n?)+)")[0])
+    said = {"better": "were better than {a}, with no overlap between the seeds' ranges",
+            "worse": "were worse than {a}, with no overlap between the seeds' ranges",
+            "no clear difference": "made no clear difference against {a} (the seeds' ranges overlap)"}
+    v["ctm_tick_pairs"] = "; ".join(f"{b} ticks {said[c].format(a=a)}" for b, a, c in pairs)
+    helped = ticks_verdict.startswith("more ticks helped")
+    counts = [int(t) for t in tick_list.split("/")]
+    best_T = counts[max(range(len(counts)), key=tick_mean.__getitem__)]
+    if helped:
+        v["ctm_ticks_sentence"] = "That agrees with the paper's \"more ticks help\" at this small scale."
+    else:
+        v["ctm_ticks_sentence"] = (
+            (f"So the run shows \"more ticks help\" only up to {best_T} ticks. " if best_T != counts[0] else
+             "So this run does not show the paper's \"more ticks help\". ")
+            + "A longer chain of ticks is also a deeper computation to optimise, and every setting had the same "
+              "number of steps, so the longest chains may need more training than this budget gives them.")
+    return v
 
 
 PAGES = {
