@@ -29,14 +29,25 @@ def adding(src: Sources) -> dict[int, dict[str, tuple[float, int]]]:
     return out
 
 
-def char_lms(src: Sources) -> dict[str, dict[str, str]]:
-    """Lab 3's character language models: {cell: {hidden, params, bpc, seconds}}."""
+def char_lms(src: Sources) -> dict[str, dict]:
+    """Lab 3's character language models, means over its seeds:
+    {cell: {hidden, params, bpc, lo, hi (the seeds' range), seconds, ahead (seeds ahead of the RNN), seeds}}."""
+    ahead = src.output("03-lstm-gru", r"ahead of the RNN of the same seed: LSTM in (\d+) of (\d+) seeds, "
+                                      r"GRU in (\d+) of (\d+)")
     out = {}
     for cell in CELLS:
-        h, params, bpc, secs = src.output("03-lstm-gru", rf"(?m)^{cell} +H = (\d+), ([\d,]+) parameters: "
-                                                         rf"val ([\d.]+) bpc, trained in (\d+) s")
-        out[cell] = {"hidden": h, "params": params, "bpc": num(bpc), "seconds": secs}
+        h, params, bpc, lo, hi, secs = src.output(
+            "03-lstm-gru", rf"(?m)^{cell} +(\d+) +([\d,]+) +([\d.]+) +([\d.]+)\.\.([\d.]+) +([\d.]+) s +[\d,]+$")
+        out[cell] = {"hidden": h, "params": params, "bpc": num(bpc), "lo": num(lo), "hi": num(hi),
+                     "seconds": f"{num(secs):.0f}", "seeds": int(ahead[1]),
+                     "ahead": {"LSTM": int(ahead[0]), "GRU": int(ahead[2])}.get(cell)}
     return out
+
+
+def _gated_win_clearly(lms: dict) -> bool:
+    """Both gated cells ahead of the RNN by at least 0.1 bits per character on average and in every seed."""
+    return all(lms["RNN"]["bpc"] - lms[g]["bpc"] >= 0.1 and lms[g]["ahead"] == lms[g]["seeds"]
+               for g in ("LSTM", "GRU"))
 
 
 def lab3_kn(src: Sources) -> tuple[str, float]:
@@ -148,10 +159,13 @@ def rnn(src: Sources) -> dict[str, str]:
         parts.append(f"the {g} finished {fmt(abs(d))} bits per character "
                      + ("behind" if d > 0 else "ahead of" if d < 0 else "level with")
                      + (" the plain RNN" if g == "LSTM" else " it"))
-    v["rnn_lab3_lm_verdict"] = " and ".join(parts)
-    # "clearly", as in lstm_gru: both gated cells ahead by at least 0.1 bits per character
-    v["rnn_lab3_lm_win"] = ("did not beat the plain RNN clearly" if min(bpc["RNN"] - bpc[g] for g in ("LSTM", "GRU"))
-                            < 0.1 else "beat the plain RNN clearly")
+    n_seeds = lms["RNN"]["seeds"]
+    v["rnn_lab3_seeds"] = str(n_seeds)
+    v["rnn_lab3_lm_verdict"] = (" and ".join(parts) + " on average; "
+                                + _and([f"the {g} was ahead of the RNN in {lms[g]['ahead']} of {n_seeds} seeds"
+                                        for g in ("LSTM", "GRU")]))
+    v["rnn_lab3_lm_win"] = ("beat the plain RNN clearly" if _gated_win_clearly(lms) else
+                            "did not beat the plain RNN clearly")
     v["rnn_lab3_behind_kn"] = ("every network is behind the Kneser–Ney model" if min(bpc.values()) > kn3
                                else "not every network is behind the Kneser–Ney model")
     return v
@@ -220,8 +234,23 @@ def lstm_gru(src: Sources) -> dict[str, str]:
     v["gates_lm_passes"] = f"{int(steps) * int(batch) * int(block) / num(train_chars):.1f}"
     v["gates_lm_lr"] = lr
     lstm_last = "LSTM" == ranked[-1]
-    v["gates_lm_lstm_last"] = ("In this run the LSTM even finished last" if lstm_last else
-                               f"In this run the {ranked[-1]} finished last")
+    v["gates_lm_lstm_last"] = ("On average the LSTM even finished last" if lstm_last else
+                               f"On average the {ranked[-1]} finished last")
+    n_seeds = lms["RNN"]["seeds"]
+    v["gates_lm_seeds"] = str(n_seeds)
+    scatter = max(lms[c]["hi"] - lms[c]["lo"] for c in CELLS)
+    v["gates_lm_scatter"] = fmt(scatter)
+    for c in CELLS:
+        v[f"gates_lm_range_{c.lower()}"] = f"{fmt(lms[c]['lo'])}–{fmt(lms[c]['hi'])}"
+    v["gates_lm_ahead"] = _and([f"the {g} was ahead of the RNN in {lms[g]['ahead']} of {n_seeds} seeds"
+                                for g in ("LSTM", "GRU")])
+    v["gates_lm_vs_seeds"] = ("larger than" if spread > scatter else "no larger than")
+    orders = re.findall(r"seed \d+, best to worst: (.+)", src.output(
+        "03-lstm-gru", r"((?:seed \d+, best to worst: .+\n?)+)")[0])
+    v["gates_lm_stable"] = (
+        "The order was the same in every seed, so at this size and this learning rate it is not luck; it is "
+        "still not a ranking of the cells in general" if len(set(orders)) == 1 else
+        "The order changed from seed to seed, so it is not a ranking of the cells")
 
     # verdicts on the two claims of the chapter's history
     rnn_at_chance = abs(add[t_max]["RNN"][0] - num(const_acc)) < 0.05
@@ -231,8 +260,7 @@ def lstm_gru(src: Sources) -> dict[str, str]:
         if rnn_at_chance and gated_solve else
         "the gated cells solve the task and the plain RNN does better than the constant answer"
         if gated_solve else "not both gated cells solve the task")
-    # "clearly": both gated cells ahead by at least 0.1 bits per character (there is one seed per cell)
-    gated_win_text = all(bpc["RNN"] - bpc[g] >= 0.1 for g in ("LSTM", "GRU"))
+    gated_win_text = _gated_win_clearly(lms)
     v["gates_claims"] = ("supports the first claim clearly and does not show the second on text"
                          if gated_solve and not gated_win_text else
                          "supports both claims" if gated_solve else "does not clearly support either claim")
@@ -247,7 +275,7 @@ def lstm_gru(src: Sources) -> dict[str, str]:
         f"the spread is smaller than what the learning rate alone changed for the LSTM in the grand "
         f"comparison's short sweep ({fmt(lr_effect, 2)} bits per character between {lr} and its best rate)"
         if lr_effect is not None and spread < lr_effect else
-        "we have not measured how much a different seed or learning rate would change it")
+        "we have not measured how much a different learning rate would change it")
 
     # the grand comparison, with a learning rate chosen per family
     rows, board = leaderboard_recurrent(src)
