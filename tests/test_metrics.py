@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,3 +36,24 @@ def test_bits_per_char_from_word_loss():
     assert metrics.bits_per_char(2.0, tokens=10, chars=50) == pytest.approx(20 / math.log(2) / 50)
     with pytest.raises(ValueError):
         metrics.bits_per_char(1.0, tokens=1, chars=0)
+
+
+def test_bleu_from_counts_is_corpus_bleu_and_bootstrap_is_paired():
+    from seqlab.metrics import bleu, bleu_stats, bleu_from_stats, bootstrap_bleu
+    refs = ["A dog runs on the grass.", "Two men talk outside a shop.", "A girl in a red coat.",
+            "The cat sat on the mat.", "People walk down a busy street."]
+    hyps = ["A dog runs on grass.", "Two men are talking.", "A girl in a red shirt.",
+            "The cat lay on the mat.", "Nothing at all."]
+    stats = bleu_stats(hyps, refs)
+    assert stats.shape == (5, 10)
+    assert bleu_from_stats(stats.sum(0)) == pytest.approx(bleu(hyps, refs), abs=1e-9)
+    assert bleu_from_stats(stats[:3].sum(0)) == pytest.approx(bleu(hyps[:3], refs[:3]), abs=1e-9)
+    # two systems, paired: the reference against itself scores 100 in every resample
+    both = np.stack([stats, bleu_stats(refs, refs)])                       # (2, 5, 10)
+    boot = bootstrap_bleu(both, resamples=50, seed=1)
+    assert boot.shape == (50, 2)
+    assert np.allclose(boot[:, 1], 100.0)
+    assert boot[:, 0].std() > 0                                            # resampling moves the score
+    assert np.array_equal(boot, bootstrap_bleu(both, resamples=50, seed=1))
+    with pytest.raises(ValueError):
+        bootstrap_bleu(stats[:, :9])

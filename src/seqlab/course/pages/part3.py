@@ -32,14 +32,15 @@ def _signed(x: float) -> str:
     return f"{x:+.2f}".replace("-", "−")
 
 
-def _vs_noise(gap: float) -> str:
-    """A BLEU difference against the rough "a point or two" that separates similar systems by chance
-    on a 1,000-sentence test set (the labs' rule of thumb, not a measured interval)."""
-    if gap >= 3:
-        return "well above"
-    if gap >= 1:
-        return "of the order of"
-    return "within"
+def _vs_seeds(better: str, worse: str, ranges: dict) -> str:
+    """Whether every seed of ``better`` scored above every seed of ``worse`` (greedy BLEU ranges of Lab 6)."""
+    nice = {"noatt": "the model without attention", "att": "the attention model", "tf": "the Transformer"}
+    (lo_b, hi_b), (lo_w, hi_w) = ranges[better], ranges[worse]
+    if lo_b > hi_w:
+        return f"and every seed of {nice[better]} scored above every seed of {nice[worse]}"
+    return (f"but the seeds overlap: {nice[better]}'s greedy BLEU ranged from {fmt(lo_b, 2)} to {fmt(hi_b, 2)}, "
+            f"its worst seed {'level with' if abs(lo_b - hi_w) < 0.005 else 'below'} {nice[worse]}'s best "
+            f"({fmt(hi_w, 2)})")
 
 
 def _lab6_encoder_heads(src: Sources) -> tuple[list[tuple[float, ...]], float, float]:
@@ -58,26 +59,35 @@ def _lab6_encoder_heads(src: Sources) -> tuple[list[tuple[float, ...]], float, f
 
 def seq2seq(src: Sources) -> dict[str, str]:
     card = src.card(S2S)
-    v = {}
+    v = {"s2s_seeds": card["seeds"]}
     bleu = {(m, s): num(card[f"test BLEU {m}, {s}"]) for m in ("no attention", "attention")
             for s in ("greedy", "beam 5")}
     for (m, s), x in bleu.items():
         v[f"s2s_bleu_{'att' if m == 'attention' else 'noatt'}_{'greedy' if s == 'greedy' else 'beam'}"] = fmt(x, 2)
+    for m in ("no attention", "attention"):
+        lo, hi = card[f"test BLEU {m}, greedy, worst..best seed"].split("..")
+        v[f"s2s_range_{'att' if m == 'attention' else 'noatt'}"] = f"{lo}–{hi}"
     val_no, val_att = num(card["val loss no attention"]), num(card["val loss attention"])
     v["s2s_val_noatt"], v["s2s_val_att"] = fmt(val_no), fmt(val_att)
     v["s2s_val_verdict"] = lower_word(val_att, val_no, "a lower", "a higher", "the same")
+    val_wins, n_seeds = src.output(S2S, r"attention has the lower validation loss in (\d+) of (\d+) seeds")
+    bleu_wins, _ = src.output(S2S, r"attention scores the higher greedy BLEU in (\d+) of (\d+) seeds")
+    v["s2s_val_wins"], v["s2s_bleu_wins"] = f"{val_wins} of {n_seeds}", f"{bleu_wins} of {n_seeds}"
     better = [s for s in ("greedy", "beam 5") if bleu["attention", s] > bleu["no attention", s]]
     v["s2s_bleu_verdict"] = ("higher than the model without attention's, with both searches" if len(better) == 2
                              else f"higher than the model without attention's only with {better[0]} search"
                              if better else "no higher than the model without attention's")
-    v["s2s_first_half"] = ("The committed run reproduces the first half of the story:"
+    every_seed = val_wins == n_seeds and bleu_wins == n_seeds
+    v["s2s_first_half"] = ("The committed runs reproduce the first half of the story, in every seed:"
+                           if val_att < val_no and len(better) == 2 and every_seed else
+                           "The committed runs reproduce the first half of the story on average:"
                            if val_att < val_no and len(better) == 2 else
-                           "The committed run reproduces the first half of the story only in part:")
+                           "The committed runs reproduce the first half of the story only in part:")
     v["s2s_time_noatt"] = card["train time no attention"].split(" (")[0]
     v["s2s_time_att"] = card["train time attention"].split(" (")[0]
-    p_no, steps, batch, passes = src.output(S2S, r"no attention\s+([\d,]+) parameters, (\d+) steps of (\d+) pairs "
-                                                 r"\(([\d.]+) passes")
-    p_att, = src.output(S2S, r"(?m)^attention\s+([\d,]+) parameters")
+    p_no, steps, batch, passes = src.output(S2S, r"(?m)^seed 0  no attention\s+([\d,]+) parameters, (\d+) steps of "
+                                                 r"(\d+) pairs \(([\d.]+) passes")
+    p_att, = src.output(S2S, r"(?m)^seed 0  attention\s+([\d,]+) parameters")
     v.update(s2s_params_noatt=p_no, s2s_params_att=p_att, s2s_steps=steps, s2s_batch=batch, s2s_passes=passes)
 
     # the bottleneck, checked; attention, checked
@@ -87,14 +97,19 @@ def seq2seq(src: Sources) -> dict[str, str]:
     fwd, grad = src.output(S2S, r"largest difference: outputs (\S+), gradients \(s, h, W, U, b, v\) (\S+)")
     v["s2s_attn_gap"] = sci(max(num(fwd), num(grad)))
 
-    # BLEU by source length
+    # BLEU by source length: mean of the seeds, the seeds' range and a bootstrap interval of the gap
     train_mean, train_max = src.output(S2S, r"training sentences: German ([\d.]+) tokens on average \(longest (\d+)\)")
     v["s2s_train_len"], v["s2s_train_longest"] = train_mean, train_max
-    sizes, no, att, gaps = [], [], [], []
+    sizes, no, att, gaps, excludes_zero = [], [], [], [], []
     for i, b in enumerate(BUCKETS, 1):
-        n, x, y, gap = src.output(S2S, rf"(?m)^{re.escape(b)}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([+-][\d.]+)$")
+        n, x, y, gap, g_lo, g_hi, c_lo, c_hi = src.output(
+            S2S, rf"(?m)^{re.escape(b)}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([+-][\d.]+)\s+([+-][\d.]+) \.\. "
+                 rf"([+-][\d.]+)\s+\[([+-][\d.]+), ([+-][\d.]+)\]$")
         sizes.append(int(n)), no.append(float(x)), att.append(float(y)), gaps.append(float(gap))
+        excludes_zero.append(float(c_lo) > 0 or float(c_hi) < 0)
         v[f"s2s_b{i}_n"], v[f"s2s_b{i}_noatt"], v[f"s2s_b{i}_att"], v[f"s2s_b{i}_gap"] = n, x, y, _signed(float(gap))
+        v[f"s2s_b{i}_seeds"] = f"{_signed(float(g_lo))} to {_signed(float(g_hi))}"
+        v[f"s2s_b{i}_ci"] = f"[{_signed(float(c_lo))}, {_signed(float(c_hi))}]"
     v["s2s_long_n"] = str(sizes[-1])
     v["s2s_long2_n"] = str(sizes[-2])
     if all(g > 0 for g in gaps):
@@ -103,33 +118,66 @@ def seq2seq(src: Sources) -> dict[str, str]:
         losing = [b for b, g in zip(BUCKETS, gaps) if g <= 0]
         wins = ("Attention does not score higher in every length bucket (not for "
                 f"{', '.join(_bucket_words(b) for b in losing)} tokens)")
-    imax = max(range(len(gaps)), key=gaps.__getitem__)
-    if gaps[-1] > gaps[0] and imax == len(gaps) - 1:
-        trend = (f"and its advantage grows with length, from {_signed(gaps[0])} BLEU for the shortest sentences "
-                 f"to {_signed(gaps[-1])} for the longest")
-    else:
-        smallest = " (its smallest)" if gaps[-1] == min(gaps) else ""
-        trend = (f"but its advantage does not grow with length: {_signed(gaps[0])} BLEU for the shortest "
-                 f"sentences, {_signed(gaps[imax])} at most ({_bucket_words(BUCKETS[imax])} tokens), and "
-                 f"{_signed(gaps[-1])} for the longest{smallest}")
-    v["s2s_length_trend"] = f"{wins}, {trend}."
+    clear = [b for b, e in zip(BUCKETS, excludes_zero) if not e]
+    v["s2s_bucket_ci"] = (f"{wins}, and every bucket's interval lies above zero." if not clear else
+                          f"{wins}; the interval of the gap includes zero for "
+                          f"{', '.join(_bucket_words(b) for b in clear)} tokens.")
+    (n_short, gap_short, n_long, gap_long) = src.output(
+        S2S, r"BLEU gap: short sentences \(<= 12 tokens, (\d+)\) ([+-][\d.]+); long sentences \(>= 17 tokens, "
+             r"(\d+)\) ([+-][\d.]+)")
+    change, c_lo, c_hi = src.output(S2S, r"change of the gap from short to long: ([+-][\d.]+) BLEU, 95% interval "
+                                         r"\[([+-][\d.]+), ([+-][\d.]+)\]")
+    growth, = src.output(S2S, r"verdict: at this budget, attention's BLEU advantage (.+)")
+    v.update(s2s_short_n=n_short, s2s_long_all_n=n_long, s2s_gap_short=_signed(float(gap_short)),
+             s2s_gap_long=_signed(float(gap_long)), s2s_gap_change=_signed(float(change)),
+             s2s_gap_change_ci=f"[{_signed(float(c_lo))}, {_signed(float(c_hi))}]", s2s_growth=growth.strip())
+    grows = growth.strip() == "grows with length"
+    lp_short, lp_long, lp_change, lp_lo, lp_hi = src.output(
+        S2S, r"log-probability gap: short sentences ([+-][\d.]+), long sentences ([+-][\d.]+) nats per word; "
+             r"change ([+-][\d.]+), 95% interval \[([+-][\d.]+), ([+-][\d.]+)\]")
+    lp_verdict, = src.output(S2S, r"verdict: at this budget, attention's advantage in log-probability of the "
+                                  r"reference (.+)")
+    nats = lambda x: f"{float(x):+.3f}".replace("-", "−")                 # as the lab prints them
+    v.update(s2s_lp_short=nats(lp_short), s2s_lp_long=nats(lp_long), s2s_lp_change=nats(lp_change),
+             s2s_lp_ci=f"[{nats(lp_lo)}, {nats(lp_hi)}]", s2s_lp_verdict=lp_verdict.strip())
+    grows_lp = lp_verdict.strip() == "grows with length"
+    just = grows_lp and float(lp_lo) < 0.25 * float(lp_change)
+    v["s2s_lp_margin"] = (", if only just (the interval's lower end is close to zero)" if just else "")
+    # the same measure per bucket: does the attention model lose probability on long sentences too?
+    lp_no, lp_att, lp_gap = [], [], []
+    for b in BUCKETS:
+        _, x, y, gap = src.output(S2S, rf"(?m)^{re.escape(b)}\s+(\d+)\s+(-[\d.]+)\s+(-[\d.]+)\s+([+-][\d.]+)"
+                                       rf"\s+[+-][\d.]+ \.\. [+-][\d.]+$")
+        lp_no.append(float(x)), lp_att.append(float(y)), lp_gap.append(float(gap))
+    peak = max(range(len(BUCKETS) - 1), key=lambda i: lp_gap[i])
+    v["s2s_lp_longest"] = (
+        f" The growth is not steady: the gap in the longest bucket, {nats(lp_gap[-1])}, is smaller than in the "
+        f"{_bucket_words(BUCKETS[peak])} bucket ({nats(lp_gap[peak])})." if lp_gap[-1] < lp_gap[peak] else "")
     drop_no, drop_att = max(no) - no[-1], max(att) - att[-1]
     both = ("Both models lose quality on the longest sentences. " if drop_no > 0 and drop_att > 0 else "")
-    if drop_no > drop_att:
-        v["s2s_length_drop"] = both + (
-            f"From its best bucket to the longest, the model without attention loses {fmt(drop_no, 2)} BLEU and "
-            f"the attention model {fmt(drop_att, 2)}: the fixed-vector model degrades more, the direction "
-            f"of the published result, although our attention model degrades too.")
-        v["s2s_length_shown"] = "shown only in part"
-        v["s2s_length_half"] = "It reproduces the second half, the signature of the bottleneck, only in part."
+    v["s2s_length_drop"] = both + (
+        f"From its best bucket to the longest, the model without attention loses {fmt(drop_no, 2)} BLEU and the "
+        f"attention model {fmt(drop_att, 2)}" + (": the fixed-vector model degrades more, the direction of the "
+                                                 "published result." if drop_no > drop_att else
+                                                 ": it is the attention model that loses more."))
+    att_degrades = drop_att > 0 and lp_att[-1] < lp_att[0]
+    v["s2s_strong_form"] = (
+        "is not what we see: the attention model, too, loses BLEU and log-probability on the longest sentences"
+        if att_degrades else "is closer to what we see: the attention model does not lose both BLEU and "
+        "log-probability on the longest sentences")
+    if grows:
+        v["s2s_length_shown"] = "shown at this budget"
+        v["s2s_length_half"] = "They also reproduce the second half, the signature of the bottleneck."
+    elif grows_lp:
+        v["s2s_length_shown"] = ("shown at this budget only weakly, in the models' probabilities, and not in BLEU"
+                                 if just else "shown at this budget in the models' probabilities, but not in BLEU")
+        v["s2s_length_half"] = ("They reproduce the second half, the signature of the bottleneck, only in part: "
+                                + ("weakly, " if just else "") + "in the models' probabilities, not in BLEU.")
     else:
-        v["s2s_length_drop"] = both + (
-            f"From its best bucket to the longest, the model without attention loses {fmt(drop_no, 2)} BLEU and "
-            f"the attention model {fmt(drop_att, 2)}: it is the attention model that loses more.")
         v["s2s_length_shown"] = "not shown at this budget"
-        v["s2s_length_half"] = "It does not reproduce the second half, the signature of the bottleneck."
+        v["s2s_length_half"] = "They do not reproduce the second half, the signature of the bottleneck."
 
-    # greedy or beam
+    # greedy or beam (means of the seeds)
     lp = {}
     for m in ("no attention", "attention"):
         g, = src.output(S2S, rf"(?m)^{m}\s+greedy\s+[\d.]+\s+(-[\d.]+)")
@@ -138,11 +186,11 @@ def seq2seq(src: Sources) -> dict[str, str]:
     v["s2s_lp_att_greedy"], v["s2s_lp_att_beam"] = (x.replace("-", "−") for x in lp["attention"])
     gains = {m: bleu[m, "beam 5"] - bleu[m, "greedy"] for m in ("no attention", "attention")}
     v["s2s_beam_gain_noatt"], v["s2s_beam_gain_att"] = _signed(gains["no attention"]), _signed(gains["attention"])
-    v["s2s_beam_quality"] = ("a small change in quality" if max(abs(g) for g in gains.values()) < 1
-                             else "a change in quality of up to "
+    v["s2s_beam_quality"] = ("only a small change in quality" if max(abs(g) for g in gains.values()) < 1
+                             else "a change in quality of at most "
                                   f"{fmt(max(abs(g) for g in gains.values()), 2)} BLEU")
     changed, total = src.output(S2S, r"beam search changed (\d+) of (\d+) translations")
-    v["s2s_beam_changed"] = f"{changed} of the attention model's {int(total):,}"
+    v["s2s_beam_changed"] = f"{changed} of the first seed's {int(total):,}"
     return v
 
 
@@ -283,24 +331,37 @@ def transformer(src: Sources) -> dict[str, str]:
     v["tf_steps"], v["tf_batch"], v["tf_passes"] = re.match(r"(\d+) steps of (\d+) pairs \(([\d.]+) passes\)",
                                                             card["training budget (each model)"]).groups()
     bleu = {}
+    v["tf_seeds"] = card["seeds"]
     for k, name in MODELS.items():
-        params, val = src.output(TF, rf"(?m)^{re.escape(name)}\s+([\d,]+) parameters: .*validation "
-                                     r"cross-entropy ([\d.]+)$")
+        params, val = src.output(TF, rf"(?m)^{re.escape(name)} +([\d,]+) +\d+ s +[\d.]+ +([\d.]+) +[\d.]+ \(")
         v[f"tf_{k}_params"], v[f"tf_{k}_val"] = params, val
+        lo, hi = card[f"test BLEU {name}, greedy, min..max of seeds"].split("..")
+        v[f"tf_{k}_range"] = f"{lo}–{hi}"
         v[f"tf_{k}_time"] = card[f"train time {name}"]
         for s, key in (("greedy", "greedy"), ("beam 5", "beam")):
             bleu[k, key] = num(card[f"test BLEU {name}, {s}"])
             v[f"tf_{k}_{key}"] = fmt(bleu[k, key], 2)
         v[f"tf_{k}_beam_gain"] = _signed(bleu[k, "beam"] - bleu[k, "greedy"])
     ordered = {s: bleu["noatt", s] < bleu["att", s] < bleu["tf", s] for s in ("greedy", "beam")}
-    v["tf_order_intro"] = ("At equal data, the committed run agrees with the history this chapter tells."
+    held = {}
+    for search in ("greedy", "beam 5"):
+        _, k, n = src.output(TF, rf"(?m)^{search} *: no attention < attention < Transformer holds on the means: "
+                                 rf"(True|False) \([\d., ]+\); in (\d+) of (\d+) seeds$")
+        held[search] = (int(k), int(n))
+    v["tf_order_seeds"] = (f"in every one of the {held['greedy'][1]} seeds with both searches"
+                           if all(k == n for k, n in held.values()) else
+                           f"in {held['greedy'][0]} of {held['greedy'][1]} seeds with greedy decoding and "
+                           f"{held['beam 5'][0]} of {held['beam 5'][1]} with beam search")
+    v["tf_order_intro"] = ("At equal data, the committed runs agree with the history this chapter tells."
                            if all(ordered.values()) else
-                           "At equal data, the committed run does not fully agree with the history this chapter tells.")
+                           "At equal data, the committed runs do not fully agree with the history this chapter tells.")
     if all(ordered.values()):
-        v["tf_order_verdict"] = "The ordering no attention < attention < Transformer holds with both searches."
+        v["tf_order_verdict"] = ("On average over the seeds, the ordering no attention < attention < Transformer "
+                                 "holds with both searches.")
     else:
         held = [s for s, ok in ordered.items() if ok]
-        v["tf_order_verdict"] = ("The published ordering no attention < attention < Transformer holds "
+        v["tf_order_verdict"] = ("On average over the seeds, the published ordering no attention < attention < "
+                                 "Transformer holds "
                                  + (f"only with {held[0]} search." if held else "with neither search."))
     p_tf, p_s2s = num(v["tf_tf_params"]), min(num(v["tf_att_params"]), num(v["tf_noatt_params"]))
     v["tf_params_word"] = lower_word(p_tf, p_s2s, "fewer", "more", "as many")
@@ -310,8 +371,13 @@ def transformer(src: Sources) -> dict[str, str]:
     v["tf_att_gap_greedy"] = _signed(bleu["att", "greedy"] - bleu["noatt", "greedy"])
     v["tf_att_gap_beam"] = _signed(bleu["att", "beam"] - bleu["noatt", "beam"])
     v["tf_tf_gap_greedy"] = _signed(bleu["tf", "greedy"] - bleu["att", "greedy"])
-    v["tf_tf_gap_noise"] = _vs_noise(bleu["tf", "greedy"] - bleu["att", "greedy"])
-    v["tf_att_gap_noise"] = _vs_noise(min(bleu["att", s] - bleu["noatt", s] for s in ("greedy", "beam")))
+    ranges = {k: tuple(num(x) for x in card[f"test BLEU {name}, greedy, min..max of seeds"].split(".."))
+              for k, name in MODELS.items()}
+    v["tf_tf_gap_noise"] = _vs_seeds("tf", "att", ranges)
+    v["tf_att_gap_noise"] = _vs_seeds("att", "noatt", ranges)
+    step_s = {k: num(card[f"train time {name}"]) for k, name in MODELS.items()}
+    v["tf_step_cost"] = lower_word(step_s["tf"], step_s["att"], "costs less than", "costs more than",
+                                   "costs as much as")
     lab4 = src.card(S2S)
     v["tf_lab4_steps"] = lab4["train time attention"].split("(")[1].split(" steps")[0]
     v["tf_lab4_att_greedy"] = fmt(num(lab4["test BLEU attention, greedy"]), 2)
@@ -334,8 +400,68 @@ def transformer(src: Sources) -> dict[str, str]:
     v["tf_head_even"] = fmt(even_share, 2)
     v["tf_prev_head"] = ("has a clear previous-word head" if max(h[0] for h in heads) >= 0.5
                          else "has no clear previous-word head")
+    v.update(translation_curves(src))
     return v
 
+
+def _lab6_curves(src: Sources) -> dict[str, list[tuple[int, float, float]]]:
+    """Lab 6's validation curves, means of its seeds: {model: [(step, seconds of training, val CE)]}."""
+    header, table = src.output(TF, r"with the seconds of training so far \(evaluations left out\)\n( *step.*)\n"
+                                   r"((?: *\d+(?: +[\d.]+ at +\d+ s){3}\n?)+)")
+    names = re.split(r" {2,}", header.strip())[1:]
+    if names != list(MODELS.values()):
+        raise ValueError(f"{TF}: the curve table's columns are {names}, expected {list(MODELS.values())}")
+    curves = {name: [] for name in names}
+    for line in table.strip("\n").splitlines():
+        step = int(line.split()[0])
+        for name, (val, secs) in zip(names, re.findall(r"([\d.]+) at +(\d+) s", line)):
+            curves[name].append((step, float(secs), float(val)))
+    return curves
+
+
+def draw_translation_curves(root):
+    """Part III's learning curves: Lab 6's three translators against steps and against seconds."""
+    import matplotlib.pyplot as plt
+
+    src = Sources(root)
+    curves = _lab6_curves(src)
+    seeds = src.card(TF)["seeds"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for (name, points), marker in zip(curves.items(), "so^"):
+        steps, secs, val = zip(*points)
+        axes[0].plot(steps, val, marker=marker, label=name)
+        axes[1].plot(secs, val, marker=marker, label=name)
+    axes[0].set_xlabel("training step (the same batches for all three)")
+    axes[1].set_xlabel("seconds of training, one CPU thread (evaluations left out)")
+    axes[0].set_ylabel("validation cross-entropy (nats per word)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Multi30k German to English, Lab 6's committed cpu run: mean of {seeds} seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def translation_curves(src: Sources) -> dict[str, str]:
+    """What the figure shows at matched steps and at matched wall-clock time."""
+    curves = _lab6_curves(src)
+    att, tf = curves[MODELS["att"]], curves[MODELS["tf"]]
+    t_att = att[-1][1]
+    before = [p for p in tf if p[1] <= t_att]
+    v = {"tf_curve_att_s": f"{t_att:.0f}", "tf_curve_att_val": fmt(att[-1][2]),
+         "tf_curve_tf_s": f"{tf[-1][1]:.0f}", "tf_curve_tf_val": fmt(tf[-1][2])}
+    if before:
+        step, secs, val = before[-1]
+        v["tf_curve_equal_time"] = (
+            f"after {secs:.0f} s of training (step {step}) the Transformer was at {fmt(val)}, "
+            + lower_word(val, att[-1][2], "already below", "still above", "level with")
+            + " the attention model's final loss")
+    else:
+        v["tf_curve_equal_time"] = "the Transformer had not been evaluated yet by then"
+    return v
+
+
+FIGURES = {"book/figures/translation-curves-cpu.svg": (f"notebooks/{TF}.ipynb", draw_translation_curves)}
 
 PAGES = {
     "book/04-seq2seq-attention.md": seq2seq,
@@ -346,6 +472,7 @@ NOT_MEASURED = {
     "book/04-seq2seq-attention.md": {
         "65.80": "an exercise's solution: sacrebleu's score of two made-up sentences, arithmetic",
         "54.78": "an exercise's solution: sacrebleu's score of two made-up sentences, arithmetic",
+        "95%": "the confidence level of the lab's bootstrap intervals, a choice, not a measurement",
     },
     "book/06-transformer.md": {
         "70%": "an exercise's solution: the share of the published base Transformer's parameters in its layers",
