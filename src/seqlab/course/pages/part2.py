@@ -164,8 +164,8 @@ def rnn(src: Sources) -> dict[str, str]:
     v["rnn_lab3_lm_verdict"] = (" and ".join(parts) + " on average; "
                                 + _and([f"the {g} was ahead of the RNN in {lms[g]['ahead']} of {n_seeds} seeds"
                                         for g in ("LSTM", "GRU")]))
-    v["rnn_lab3_lm_win"] = ("beat the plain RNN clearly" if _gated_win_clearly(lms) else
-                            "did not beat the plain RNN clearly")
+    v["rnn_lab3_lm_win"] = ("both beat the plain RNN clearly" if _gated_win_clearly(lms) else
+                            "did not both beat the plain RNN clearly")
     v["rnn_lab3_behind_kn"] = ("every network is behind the Kneser–Ney model" if min(bpc.values()) > kn3
                                else "not every network is behind the Kneser–Ney model")
     return v
@@ -244,12 +244,12 @@ def lstm_gru(src: Sources) -> dict[str, str]:
         v[f"gates_lm_range_{c.lower()}"] = f"{fmt(lms[c]['lo'])}–{fmt(lms[c]['hi'])}"
     v["gates_lm_ahead"] = _and([f"the {g} was ahead of the RNN in {lms[g]['ahead']} of {n_seeds} seeds"
                                 for g in ("LSTM", "GRU")])
-    v["gates_lm_vs_seeds"] = ("larger than" if spread > scatter else "no larger than")
+    v["gates_lm_vs_seeds"] = ("but larger than" if spread > scatter else "no larger than")
     orders = re.findall(r"seed \d+, best to worst: (.+)", src.output(
         "03-lstm-gru", r"((?:seed \d+, best to worst: .+\n?)+)")[0])
     v["gates_lm_stable"] = (
-        "The order was the same in every seed, so at this size and this learning rate it is not luck; it is "
-        "still not a ranking of the cells in general" if len(set(orders)) == 1 else
+        "The order was the same in every seed, so at this size and this learning rate it is unlikely to be the "
+        "luck of one run; it is still not a ranking of the cells in general" if len(set(orders)) == 1 else
         "The order changed from seed to seed, so it is not a ranking of the cells")
 
     # verdicts on the two claims of the chapter's history
@@ -264,7 +264,7 @@ def lstm_gru(src: Sources) -> dict[str, str]:
     v["gates_claims"] = ("supports the first claim clearly and does not show the second on text"
                          if gated_solve and not gated_win_text else
                          "supports both claims" if gated_solve else "does not clearly support either claim")
-    v["gates_lm_win"] = ("The gated cells do not win clearly here" if not gated_win_text
+    v["gates_lm_win"] = ("The gated cells do not both win clearly here" if not gated_win_text
                          else "Both gated cells win clearly here")
     v["gates_lm_catch"] = ("none of the three catches the n-gram" if min(bpc.values()) > kn
                            else "a cell beats the n-gram")

@@ -526,6 +526,28 @@ def ctm(src: Sources) -> dict[str, str]:
         "ctm_adaptive_ticks": saved_ticks, "ctm_adaptive_saved": saved,
         "ctm_ms": ms[0], "ctm_lstm_ms": ms[1], "ctm_tr_ms": ms[2], "ctm_cost_x": ms[3],
     }
+    # where every model passed 95%, accuracy above the mark mostly says where a run stopped: compare steps
+    L_pass = int(v["ctm_pass"])
+    if L_pass in steps:
+        st = steps[L_pass]
+        v["ctm_steps_note"] = (
+            f" A model stops at its first evaluation at or above 95%, so above that mark the accuracies say little; "
+            f"the steps needed say more: at length {L_pass} the CTM needed {st[0]:,} steps on average, the LSTM "
+            f"{st[1]:,} and the Transformer {st[2]:,}.")
+    else:
+        v["ctm_steps_note"] = ""
+    # equal time: how many steps the CTM had run by then, and whether its accuracy is still at chance
+    ctm_steps_eq = num(t_eq) / (num(ms[0]) / 1000)
+    v["ctm_eq_note"] = (f" In {t_eq} s the CTM ran only about {ctm_steps_eq:.0f} of its {ms[0]}-ms steps, and its "
+                        "accuracy is still at chance (50%)." if abs(num(ctm_eq) - 50) < 3 else "")
+    # where the attention looks (the paper: it moves along the sequence across ticks)
+    n_pos, ent, moves = src.output(lab, r"attention entropy, as a fraction of uniform over (\d+) positions: ([\d.]+)"
+                                        r" \(.*?\); the most attended position changes between consecutive ticks "
+                                        r"in (\d+)% of cases")
+    v["ctm_att_entropy"], v["ctm_att_positions"], v["ctm_att_moves"] = ent, n_pos, f"{moves}%"
+    v["ctm_att_verdict"] = ("so this small model does not show the clear scan along the sequence that the paper "
+                            "describes" if num(ent) > 0.5 and int(moves) < 50 else
+                            "which may be a scan along the sequence, though the lab does not test it directly")
     pairs = re.findall(r"(?m)^  (\d+) ticks against (\d+): (better|worse|no clear difference)", src.output(
         lab, r"((?:  \d+ ticks against \d+: .*\n?)+)")[0])
     said = {"better": "were better than {a}, with no overlap between the seeds' ranges",
@@ -539,7 +561,7 @@ def ctm(src: Sources) -> dict[str, str]:
         v["ctm_ticks_sentence"] = "That agrees with the paper's \"more ticks help\" at this small scale."
     else:
         v["ctm_ticks_sentence"] = (
-            (f"So the run shows \"more ticks help\" only up to {best_T} ticks. " if best_T != counts[0] else
+            (f"The run shows \"more ticks help\" only up to {best_T} ticks. " if best_T != counts[0] else
              "So this run does not show the paper's \"more ticks help\". ")
             + "A longer chain of ticks is also a deeper computation to optimise, and every setting had the same "
               "number of steps, so the longest chains may need more training than this budget gives them.")
