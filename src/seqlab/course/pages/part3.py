@@ -32,15 +32,21 @@ def _signed(x: float) -> str:
     return f"{x:+.2f}".replace("-", "−")
 
 
-def _vs_seeds(better: str, worse: str, ranges: dict) -> str:
-    """Whether every seed of ``better`` scored above every seed of ``worse`` (greedy BLEU ranges of Lab 6)."""
+def _vs_seeds(better: str, worse: str, ranges: dict, score: str = "greedy BLEU", show: bool = False) -> str:
+    """Whether every seed of ``better`` scored above every seed of ``worse`` (Lab 6's BLEU ranges over seeds).
+
+    ``show``: also give both ranges when every seed of ``better`` is above (the table shows only greedy ones)."""
     nice = {"noatt": "the model without attention", "att": "the attention model", "tf": "the Transformer"}
     (lo_b, hi_b), (lo_w, hi_w) = ranges[better], ranges[worse]
     if lo_b > hi_w:
+        if show:
+            return (f"and every seed of {nice[better]} ({fmt(lo_b, 2)} to {fmt(hi_b, 2)}) scored above every seed "
+                    f"of {nice[worse]} ({fmt(lo_w, 2)} to {fmt(hi_w, 2)})")
         return f"and every seed of {nice[better]} scored above every seed of {nice[worse]}"
-    return (f"but the seeds overlap: {nice[better]}'s greedy BLEU ranged from {fmt(lo_b, 2)} to {fmt(hi_b, 2)}, "
-            f"its worst seed {'level with' if abs(lo_b - hi_w) < 0.005 else 'below'} {nice[worse]}'s best "
-            f"({fmt(hi_w, 2)})")
+    level = abs(lo_b - hi_w) < 0.005
+    return (f"but the seeds' ranges {'meet' if level else 'overlap'}: {nice[better]}'s {score} ranged from "
+            f"{fmt(lo_b, 2)} to {fmt(hi_b, 2)}, its worst seed {'level with' if level else 'below'} "
+            f"{nice[worse]}'s best ({fmt(hi_w, 2)})")
 
 
 def _lab6_encoder_heads(src: Sources) -> tuple[list[tuple[float, ...]], float, float]:
@@ -365,16 +371,28 @@ def transformer(src: Sources) -> dict[str, str]:
                                  + (f"only with {held[0]} search." if held else "with neither search."))
     p_tf, p_s2s = num(v["tf_tf_params"]), min(num(v["tf_att_params"]), num(v["tf_noatt_params"]))
     v["tf_params_word"] = lower_word(p_tf, p_s2s, "fewer", "more", "as many")
-    v["tf_beam_verdict"] = ("Beam search raised the BLEU of all three models"
+    v["tf_beam_verdict"] = ("Beam search raised the mean BLEU of all three models"
                             if all(bleu[k, "beam"] > bleu[k, "greedy"] for k in MODELS)
-                            else "Beam search did not raise the BLEU of every model")
+                            else "Beam search did not raise the mean BLEU of every model")
     v["tf_att_gap_greedy"] = _signed(bleu["att", "greedy"] - bleu["noatt", "greedy"])
     v["tf_att_gap_beam"] = _signed(bleu["att", "beam"] - bleu["noatt", "beam"])
     v["tf_tf_gap_greedy"] = _signed(bleu["tf", "greedy"] - bleu["att", "greedy"])
+    v["tf_tf_gap_beam"] = _signed(bleu["tf", "beam"] - bleu["att", "beam"])
     ranges = {k: tuple(num(x) for x in card[f"test BLEU {name}, greedy, min..max of seeds"].split(".."))
               for k, name in MODELS.items()}
+    beam_ranges = {k: tuple(float(x) for x in src.output(
+        TF, rf"(?m)^{re.escape(name)} +[\d,]+ +\d+ s +[\d.]+ +[\d.]+ +[\d.]+ \([\d.]+-[\d.]+\) +[\d.]+ "
+            rf"\(([\d.]+)-([\d.]+)\)")) for k, name in MODELS.items()}
     v["tf_tf_gap_noise"] = _vs_seeds("tf", "att", ranges)
-    v["tf_att_gap_noise"] = _vs_seeds("att", "noatt", ranges)
+    v["tf_tf_beam_noise"] = _vs_seeds("tf", "att", beam_ranges, "beam-search BLEU", show=True)
+    greedy_apart = ranges["att"][0] > ranges["noatt"][1]
+    beam_apart = beam_ranges["att"][0] > beam_ranges["noatt"][1]
+    if greedy_apart and beam_apart:
+        v["tf_att_gap_noise"] = ("and with both searches every seed of the attention model scored above every "
+                                 "seed of the model without attention")
+    else:
+        v["tf_att_gap_noise"] = (_vs_seeds("att", "noatt", ranges) + " with greedy decoding; with a beam, "
+                                 + _vs_seeds("att", "noatt", beam_ranges, "beam-search BLEU").split(" ", 1)[1])
     step_s = {k: num(card[f"train time {name}"]) for k, name in MODELS.items()}
     v["tf_step_cost"] = lower_word(step_s["tf"], step_s["att"], "costs less than", "costs more than",
                                    "costs as much as")
@@ -450,11 +468,16 @@ def translation_curves(src: Sources) -> dict[str, str]:
     before = [p for p in tf if p[1] <= t_att]
     v = {"tf_curve_att_s": f"{t_att:.0f}", "tf_curve_att_val": fmt(att[-1][2]),
          "tf_curve_tf_s": f"{tf[-1][1]:.0f}", "tf_curve_tf_val": fmt(tf[-1][2])}
-    if before:
+    below = [p for p in before if p[2] < att[-1][2]]
+    if below:
+        step, secs, val = below[0]
+        v["tf_curve_equal_time"] = (f"the Transformer was already below that after {secs:.0f} s of training "
+                                    f"(step {step}, at {fmt(val)})")
+    elif before:
         step, secs, val = before[-1]
         v["tf_curve_equal_time"] = (
-            f"after {secs:.0f} s of training (step {step}) the Transformer was at {fmt(val)}, "
-            + lower_word(val, att[-1][2], "already below", "still above", "level with")
+            f"after {secs:.0f} s of training (step {step}), its last evaluation by then, the Transformer was at "
+            f"{fmt(val)}, " + lower_word(val, att[-1][2], "already below", "still above", "level with")
             + " the attention model's final loss")
     else:
         v["tf_curve_equal_time"] = "the Transformer had not been evaluated yet by then"
