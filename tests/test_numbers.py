@@ -94,6 +94,31 @@ def test_a_figure_drawn_from_old_data_is_caught(tmp_path):
     assert numbers.sync_figure(tmp_path, "fig.svg", "results.json", draw, write=False)
 
 
+def test_a_figure_drawn_from_a_notebook_follows_its_outputs_only(tmp_path):
+    """Editing a lab's prose leaves its figure fresh; a new output makes it stale."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    def notebook(markdown, output):
+        return json.dumps({"cells": [{"cell_type": "markdown", "source": markdown},
+                                     {"cell_type": "code", "source": "print(1)",
+                                      "outputs": [{"output_type": "stream", "text": output}]}]})
+
+    def draw(root):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], [3, 4])
+        return fig
+
+    lab = tmp_path / "lab.ipynb"
+    lab.write_text(notebook("# A lab", "1.234"))
+    assert numbers.sync_figure(tmp_path, "fig.svg", "lab.ipynb", draw, write=True) == []
+    lab.write_text(notebook("# A lab, reworded", "1.234"))
+    assert numbers.sync_figure(tmp_path, "fig.svg", "lab.ipynb", draw, write=False) == []
+    lab.write_text(notebook("# A lab, reworded", "1.235"))
+    assert numbers.sync_figure(tmp_path, "fig.svg", "lab.ipynb", draw, write=False)
+
+
 def test_a_changed_run_card_is_caught(tmp_path):
     """Change a committed run card's number in a copy of the book: the check fails, --write fixes it."""
     import nbformat

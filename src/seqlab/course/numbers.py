@@ -87,9 +87,18 @@ def sync_page(page: Path, values: dict[str, str], write: bool) -> list[str]:
 
 
 def _digest(path: Path) -> str:
+    """The first 16 hex digits of the sha256 of a figure's data: the whole file, or for a notebook only
+    its code cells' outputs (what a figure can be drawn from), so that editing its prose or its run-time
+    note does not make the figure stale."""
     import hashlib
+    import json
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    data = path.read_bytes()
+    if path.suffix == ".ipynb":
+        cells = json.loads(data)["cells"]
+        data = json.dumps([c.get("outputs", []) for c in cells if c["cell_type"] == "code"],
+                          sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def save_figure(fig, out: Path, source: Path) -> None:
