@@ -82,3 +82,10 @@ def test_merge_joins_families_measured_apart(tmp_path, capsys):
     assert len(merged["commands"]) == 2
     with pytest.raises(ValueError, match="more than one file"):
         curves.merge([json.loads(a.read_text()), json.loads(a.read_text())])
+
+
+def test_compare_reads_matched_steps_and_time(smoke_results):
+    text = curves.compare(smoke_results, ["LSTM"])
+    assert "GPT" in text and "LSTM: at matched steps" in text and "at matched time" in text
+    with pytest.raises(ValueError, match="no runs of"):
+        curves.compare(smoke_results, ["Mamba"])

@@ -220,6 +220,63 @@ def loss_at_seconds(results: dict, family: str, seconds: float) -> float | None:
     return float(np.mean([np.interp(step, r["eval_step"], r["val_loss"]) for r in runs]))
 
 
+def find_record(budget: str = "cpu") -> Path | None:
+    """The committed ``results/curves-BUDGET.json`` seen from a lab (``../results``) or the repository
+    root (``results``); None where this copy has none (a notebook opened alone, as in Colab)."""
+    for folder in (Path("..") / "results", Path("results")):
+        if (folder / f"curves-{budget}.json").exists():
+            return folder / f"curves-{budget}.json"
+    return None
+
+
+def compare(results: dict, families: list[str], baseline: str = "GPT") -> str:
+    """The families against ``baseline`` in a curves record, at matched steps and at matched time, in
+    bits per character: a table (mean over seeds, best to worst seed, training seconds by the family's
+    clock, loss at the baseline's clock) and one verdict line per family. Returns the printable text."""
+    stats = summary(results)
+    missing = [f for f in [baseline, *families] if f not in stats]
+    if missing:
+        raise ValueError(f"the curves record has no runs of {missing}; it has {sorted(stats)}")
+    bpc = 1 / math.log(2)
+    base = stats[baseline]
+    t_base = base["train_s"]
+    base_at = loss_at_seconds(results, baseline, t_base)
+    head = (f"{'model':<8}{'seeds':>6}{'lr':>7}{'bits/char':>11}{'best to worst seed':>20}{'train s':>9}"
+            f"{f'bits/char at {t_base:.0f} s':>20}")
+    lines = [f"the learning-curve record ({results['budget']} budget, {results['device']}): "
+             f"{results['tokens_per_run']:,} training characters per run, each family at the learning rate its "
+             f"sweep chose; bits/char on the whole validation split at the end, on "
+             f"{results['protocol']['eval_batches']} batches in between", head, "-" * len(head)]
+    for fam in [baseline, *families]:
+        f = stats[fam]
+        at = loss_at_seconds(results, fam, t_base)
+        lines.append(f"{fam:<8}{f['seeds']:>6}{f['lr']:>7g}{bpc * f['final_mean']:>11.3f}"
+                     f"{_range(f, bpc):>20}{f['train_s']:>9.0f}{'-' if at is None else f'{bpc * at:.3f}':>20}")
+    for fam in families:
+        f = stats[fam]
+        if f["final_max"] < base["final_min"]:
+            steps = f"ahead of the {baseline} in every seed"
+        elif f["final_min"] > base["final_max"]:
+            steps = f"behind the {baseline} in every seed"
+        else:
+            steps = f"level with the {baseline} (the seeds overlap)"
+        at = loss_at_seconds(results, fam, t_base)
+        if at is None:
+            time_ = (f"it finished its whole run in {f['train_s']:.0f} s, sooner than the {baseline}'s "
+                     f"{t_base:.0f} s")
+        else:                          # both read from the curves (the same evaluation batches)
+            word = "ahead of" if at < base_at else "behind"
+            time_ = (f"after the {baseline}'s {t_base:.0f} s it was at {bpc * at:.3f} bits/char, {word} the "
+                     f"{baseline}'s {bpc * base_at:.3f} at that time")
+        lines.append(f"{fam}: at matched steps {bpc * f['final_mean']:.3f} against {bpc * base['final_mean']:.3f} "
+                     f"bits/char, {steps}; at matched time {time_}")
+    return "\n".join(lines)
+
+
+def _range(f: dict, scale: float) -> str:
+    return f"{scale * f['final_min']:.3f} to {scale * f['final_max']:.3f}"
+
+
 def plot(results: dict, ax_tokens=None, ax_seconds=None, families: list[str] | None = None, bits: bool = True):
     """Val loss against training tokens (left) and training seconds (right): each family's mean over
     seeds (estimates on ``eval_batches`` random windows) with the band from its best to its worst
