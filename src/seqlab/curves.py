@@ -240,7 +240,8 @@ def compare(results: dict, families: list[str], baseline: str = "GPT") -> str:
     bpc = 1 / math.log(2)
     base = stats[baseline]
     t_base = base["train_s"]
-    base_at = loss_at_seconds(results, baseline, t_base)
+    at_base = {fam: loss_at_seconds(results, fam, t_base) for fam in [baseline, *families]}   # at its clock
+    base_at = at_base[baseline]
     head = (f"{'model':<8}{'seeds':>6}{'lr':>7}{'bits/char':>11}{'best to worst seed':>20}{'train s':>9}"
             f"{f'bits/char at {t_base:.0f} s':>20}")
     lines = [f"the learning-curve record ({results['budget']} budget, {results['device']}): "
@@ -249,7 +250,7 @@ def compare(results: dict, families: list[str], baseline: str = "GPT") -> str:
              f"{results['protocol']['eval_batches']} batches in between", head, "-" * len(head)]
     for fam in [baseline, *families]:
         f = stats[fam]
-        at = loss_at_seconds(results, fam, t_base)
+        at = at_base[fam]
         lines.append(f"{fam:<8}{f['seeds']:>6}{f['lr']:>7g}{bpc * f['final_mean']:>11.3f}"
                      f"{_range(f, bpc):>20}{f['train_s']:>9.0f}{'-' if at is None else f'{bpc * at:.3f}':>20}")
     for fam in families:
@@ -260,7 +261,7 @@ def compare(results: dict, families: list[str], baseline: str = "GPT") -> str:
             steps = f"behind the {baseline} in every seed"
         else:
             steps = f"level with the {baseline} (the seeds overlap)"
-        at = loss_at_seconds(results, fam, t_base)
+        at = at_base[fam]
         if at is None:
             time_ = (f"it finished its whole run in {f['train_s']:.0f} s, sooner than the {baseline}'s "
                      f"{t_base:.0f} s")
